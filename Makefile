@@ -1,0 +1,55 @@
+# memoryhub — the commands a newcomer and CI run.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run install test test-fast lint bench serve-prod worker clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip uv
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(VENV)/bin/uv pip install -q --python $(PY) -e ".[dev,mcp]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## make run: install, migrate, load demo policies/agents/admin, print tokens, serve on http://$(HOST):$(PORT)
+run: install
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py setup_demo
+	@echo "\nmemoryhub: http://$(HOST):$(PORT)/  (API http://$(HOST):$(PORT)/api/v1/, docs /api/v1/docs/)"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) memoryhub.asgi:application
+
+## make test: install everything (Chromium for the browser tests too, when possible) and run the whole suite
+test: install
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: browser tests will be skipped"
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not browser and not multiprocess"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+## make bench: the benchmarks against PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/memoryhub_bench)
+bench: install
+	$(PY) -m tests.bench.run
+
+## production-like layout: REST on gunicorn, websockets on daphne (see README)
+serve-prod: install
+	$(VENV)/bin/gunicorn memoryhub.wsgi:application -b $(HOST):8001 -w 4 --worker-class gthread --threads 4 &
+	$(VENV)/bin/daphne -b $(HOST) -p 8002 memoryhub.asgi:application
+
+worker: install
+	$(VENV)/bin/celery -A memoryhub worker -B -l info
+
+clean:
+	rm -rf $(VENV) staticfiles memoryhub.sqlite3* test.sqlite3*

@@ -1,0 +1,77 @@
+"""Awareness: what others did recently on a resource, and whether the caller should defer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from memoryhub.actors import Actor
+from memoryhub.events.models import Event
+from memoryhub.events.serializers import event_to_dict
+from memoryhub.events.visibility import EventFilter
+from memoryhub.locks.names import aliases, check_resource
+from memoryhub.locks.selectors import hold_covering, iso
+from policies.decide import RecentAction, decide_deference
+from policies.selectors import policy_set
+
+MAX_WINDOW_SECONDS = 7 * 24 * 3600
+SCAN_LIMIT = 2000
+
+
+def _covers(event_resource: str, event_namespace: str, names: set[str]) -> bool:
+    if event_namespace in names:
+        return True
+    # A multi-resource lock's events name all its resources, joined with ",".
+    for part in event_resource.split(","):
+        if part in names or any(part.startswith(name + "/") for name in names):
+            return True
+    return False
+
+
+def activity_for(
+    *, actor: Actor, resource: str, window_seconds: int = 300, now: datetime | None = None, limit: int = 100
+) -> dict[str, Any]:
+    """Recent events by others on `resource` (exactly, as the namespace, or a memory in it) that the
+    caller may see, oldest first, and the deference answer for the caller: a human hold or a human
+    action in the window makes every agent defer; deference rules make a role defer to another."""
+    check_resource(resource)
+    now = now or timezone.now()
+    names = aliases(resource)
+    match = Q(resource__contains=",")  # multi-resource lock events, refined in Python below
+    for name in names:
+        match |= Q(resource=name) | Q(namespace=name) | Q(resource__startswith=name + "/")
+    events = Event.objects.filter(match, at__gte=now - timedelta(seconds=window_seconds)).order_by("-seq")
+    if actor.kind in ("agent", "human"):
+        events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)
+    policies = policy_set(deference=True)
+    visible = EventFilter(actor, policies)
+    recent = []
+    for event in events[:SCAN_LIMIT]:
+        if _covers(event.resource, event.namespace, names) and visible.visible_row(event):
+            recent.append(event)
+            if len(recent) >= limit:
+                break
+    hold = hold_covering([resource])
+    deference = decide_deference(
+        policies,
+        actor,
+        resource.removeprefix("memory:"),
+        [RecentAction(e.actor_kind, e.actor_id, e.actor_role, e.at) for e in recent],
+        now,
+        held_by=hold.placed_by if hold else None,
+    )
+    return {
+        "resource": resource,
+        "window_seconds": window_seconds,
+        "events": [event_to_dict(event) for event in reversed(recent)],
+        "proceed": deference.proceed,
+        "defer_to": deference.defer_to,
+        "reason": deference.reason,
+        "until": iso(deference.until),
+        "hold": {"id": hold.id, "resource": hold.resource, "placed_by": hold.placed_by, "reason": hold.reason}
+        if hold
+        else None,
+    }

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+
+from memoryhub.errors import AgentSuspended
+from policies.selectors import POSITION_COLUMNS, note_position
+
+from .models import Agent, token_digest
+from .services import agent_touch
+
+
+class AgentSuspendedFailed(exceptions.PermissionDenied):
+    default_code = "agent_suspended"
+    default_detail = AgentSuspended.default_message
+
+
+# Every request runs this: one indexed join, written out so no ORM query is compiled per request.
+# It also reads the position of the newest policy change, which policy_set() then needs not ask for.
+_AGENT_FOR_TOKEN = f"""
+    SELECT a.id, a.role, a.status, a.last_seen_at, {POSITION_COLUMNS}
+    FROM agents_agenttoken t JOIN agents_agent a ON a.id = t.agent_id
+    WHERE t.digest = %s AND t.revoked_at IS NULL
+"""
+
+
+def agent_for_token(token: str) -> Agent | None:
+    """The active token's agent (its other fields load on access), or None. Suspension is the
+    caller's to check."""
+    for agent in Agent.objects.raw(_AGENT_FOR_TOKEN, [token_digest(token)]):
+        note_position(getattr(agent, "policy_seq", None), getattr(agent, "policy_at", None))
+        return agent
+    return None
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <token>` -> (agent, None); unknown token -> 401; suspended agent -> 403."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        token = token.strip()
+        agent = agent_for_token(token) if token else None
+        if agent is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked token.")
+        if agent.is_suspended:
+            raise AgentSuspendedFailed()
+        agent_touch(agent=agent)
+        return agent, None
+
+    def authenticate_header(self, request):
+        return f'{self.keyword} realm="memoryhub"'

@@ -1,0 +1,500 @@
+"""What the sync and the async client share: configuration, the retry policy, and every operation as
+a `Call` (method, path, body, headers, how to read the answer). Each operation is written once here and
+returns `self._run(call)`: a value on `HubClient`, an awaitable on `AsyncHubClient`."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from .errors import Conflict, HubError, TransportError, error_from_response
+from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, Task
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+API = "/api/v1/"
+_NO_BODY = object()
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Exponential backoff with full jitter: attempt n sleeps uniform(0, min(cap, base * 2**n))."""
+
+    attempts: int = 6  # tries in all, the first included
+    base: float = 0.05
+    cap: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * (2**attempt)))
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def replayed(self) -> bool:
+        return self.headers.get("idempotent-replayed", "").lower() == "true"
+
+    def retry_after(self) -> float | None:
+        value = self.headers.get("retry-after")
+        try:
+            return float(value) if value else None
+        except ValueError:
+            return None
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    body: Any = _NO_BODY
+    headers: dict[str, str] = field(default_factory=dict)
+    parse: Callable[[Reply], Any] = lambda reply: reply.body
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method != "GET":
+            # One key per logical write, reused by every retry of it: the hub answers a repeat with the
+            # first response (Idempotent-Replayed: true) instead of doing the write twice.
+            self.headers.setdefault("Idempotency-Key", str(uuid.uuid4()))
+        if self.params:
+            self.params = {k: v for k, v in self.params.items() if v is not None}
+
+    @property
+    def json(self) -> Any:
+        return None if self.body is _NO_BODY else self.body
+
+
+def retry_decision(reply: Reply, attempt: int, policy: Retry) -> float | None:
+    """Seconds to wait before trying again, or None when the answer is final. Only answers that say
+    nothing happened (or that the same key is still being worked on) are retried."""
+    if attempt + 1 >= policy.attempts:
+        return None
+    if reply.status >= 500:
+        return policy.delay(attempt)
+    if reply.status == 429:
+        return min(reply.retry_after() or policy.delay(attempt), 30.0)
+    if reply.status == 409 and error_code(reply.body) == Conflict.code:
+        return policy.delay(attempt)  # our own earlier attempt with this key has not finished yet
+    return None
+
+
+def error_code(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def raise_for(reply: Reply) -> None:
+    if reply.status >= 400:
+        raise error_from_response(reply.status, reply.body)
+
+
+def retriable(error: HubError) -> bool:
+    """A failure that says nothing about the request (the hub was down or broken), not a refusal."""
+    return error.code == "unreachable" or error.status >= 500
+
+
+def unreachable(call: Call, exc: BaseException) -> HubError:
+    return TransportError(f"{call.method} {call.path}: {exc.__class__.__name__}: {exc}")
+
+
+def _memory_path(namespace: str, key: str, suffix: str = "") -> str:
+    return f"memories/{quote(namespace, safe=':@')}/{quote(key, safe=':@')}/{suffix}"
+
+
+def _iso(value: datetime | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()
+
+
+def _write_headers(version: int | None = None, fencing_token: int | None = None, create_only: bool = False):
+    headers: dict[str, str] = {}
+    if version is not None:
+        headers["If-Match"] = f'"{int(version)}"'
+    if create_only:
+        headers["If-None-Match"] = "*"
+    if fencing_token is not None:
+        headers["X-Fencing-Token"] = str(int(fencing_token))
+    return headers
+
+
+def _memory(reply: Reply) -> Memory:
+    return Memory.from_dict(reply.body, replayed=reply.replayed)
+
+
+def _resources(resources: str | Iterable[str]) -> list[str]:
+    return [resources] if isinstance(resources, str) else list(resources)
+
+
+class Config:
+    def __init__(self, base_url: str | None, token: str | None, retry: Retry | None, timeout: float) -> None:
+        self.base_url = (base_url or os.environ.get("MEMORYHUB_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token if token is not None else os.environ.get("MEMORYHUB_TOKEN", "")
+        self.retry = retry or Retry()
+        self.timeout = timeout
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "memoryhub-client/0.1"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    @property
+    def ws_url(self) -> str:
+        scheme, rest = self.base_url.split("://", 1)
+        return ("wss" if scheme == "https" else "ws") + "://" + rest + "/ws/v1/events/"
+
+
+class Operations:
+    """Every operation of the REST API, as a call run by the subclass (`_run`)."""
+
+    config: Config
+
+    def _run(self, call: Call) -> Any:  # pragma: no cover - provided by the subclasses
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        return self.config.base_url
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = _NO_BODY,
+        headers: dict[str, str] | None = None,
+    ):
+        """Any endpoint, `path` relative to /api/v1/ (`"locks/contention/"`): the decoded answer, or a
+        typed HubError. Writes get an Idempotency-Key unless `headers` brings one."""
+        call = Call(method.upper(), path.lstrip("/"), params=params, body=json, headers=dict(headers or {}))
+        return self._run(call)
+
+    # --- agents ----------------------------------------------------------------------------------
+
+    def me(self):
+        """The caller: id, role, status, and the namespace patterns it may read and write."""
+        return self._run(Call("GET", "me/", parse=lambda r: Agent.from_dict(r.body)))
+
+    def heartbeat(self):
+        """Mark the caller alive (`last_seen_at`)."""
+        return self._run(Call("POST", "heartbeat/", body={}))
+
+    def agents(self, role: str | None = None, status: str | None = None):
+        return self._run(Call("GET", "agents/", params={"role": role, "status": status}, parse=_results))
+
+    # --- memories --------------------------------------------------------------------------------
+
+    def get(self, namespace: str, key: str, version: int | None = None, as_of: datetime | str | None = None):
+        """The memory now, or as it was at `version` / at time `as_of`. NotFound when absent or unreadable."""
+        params = {"version": version, "as_of": _iso(as_of)}
+        return self._run(Call("GET", _memory_path(namespace, key), params=params, parse=_memory))
+
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        content: dict[str, Any],
+        version: int | None = None,
+        reason: str | None = None,
+        kind: str | None = None,
+        ttl: int | None = None,
+        fencing_token: int | None = None,
+        create_only: bool = False,
+    ):
+        """Write the whole content. `version`: the version this write is based on (If-Match; required to
+        update in an optimistic namespace). `create_only`: fail with VersionConflict if it exists."""
+        body: dict[str, Any] = {"content": content}
+        if reason is not None:
+            body["reason"] = reason
+        if kind is not None:
+            body["kind"] = kind
+        if ttl is not None:
+            body["ttl_seconds"] = int(ttl)
+        headers = _write_headers(version, fencing_token, create_only)
+        return self._run(Call("PUT", _memory_path(namespace, key), body=body, headers=headers, parse=_memory))
+
+    def patch(
+        self,
+        namespace: str,
+        key: str,
+        patch: dict[str, Any],
+        version: int | None = None,
+        reason: str | None = None,
+        fencing_token: int | None = None,
+    ):
+        """Apply a JSON merge patch (RFC 7396: a key set to None is removed)."""
+        body: dict[str, Any] = {"content": patch}
+        if reason is not None:
+            body["reason"] = reason
+        headers = _write_headers(version, fencing_token)
+        return self._run(Call("PATCH", _memory_path(namespace, key), body=body, headers=headers, parse=_memory))
+
+    def delete(
+        self,
+        namespace: str,
+        key: str,
+        version: int | None = None,
+        reason: str | None = None,
+        fencing_token: int | None = None,
+    ):
+        """Delete (history stays). Returns the tombstone version (content None)."""
+        body = {"reason": reason} if reason is not None else {}
+        headers = _write_headers(version, fencing_token)
+        return self._run(Call("DELETE", _memory_path(namespace, key), body=body, headers=headers, parse=_memory))
+
+    def history(self, namespace: str, key: str):
+        """Every version, oldest first: version, type, seq, at, actor, reason, content, diff."""
+        return self._run(
+            Call("GET", _memory_path(namespace, key, "history/"), parse=lambda r: r.body.get("versions", []))
+        )
+
+    def revert(
+        self,
+        namespace: str,
+        key: str,
+        to_version: int,
+        reason: str | None = None,
+        version: int | None = None,
+        fencing_token: int | None = None,
+    ):
+        """Write a new version equal to `to_version`'s content (nothing is erased)."""
+        body: dict[str, Any] = {"version": int(to_version)}
+        if reason is not None:
+            body["reason"] = reason
+        headers = _write_headers(version, fencing_token)
+        return self._run(
+            Call("POST", _memory_path(namespace, key, "revert/"), body=body, headers=headers, parse=_memory)
+        )
+
+    def list_memories(
+        self,
+        namespace: str | None = None,
+        kind: str | None = None,
+        q: str | None = None,
+        updated_by: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ):
+        """Live memories the caller may read; `namespace` may be a glob (`customer:*`)."""
+        params = {"namespace": namespace, "kind": kind, "q": q, "updated_by": updated_by, "limit": limit}
+        params["offset"] = offset
+        return self._run(
+            Call("GET", "memories/", params=params, parse=lambda r: [Memory.from_dict(m) for m in _results(r)])
+        )
+
+    # --- context inbox ---------------------------------------------------------------------------
+
+    def send(
+        self,
+        context_type: str,
+        content: dict[str, Any],
+        *,
+        to_role: str | None = None,
+        to_agent: str | None = None,
+        subject: str | None = None,
+        requires_ack: bool = False,
+        ttl: int | None = None,
+        reply_to: int | None = None,
+    ):
+        """Send a context entry to a role or an agent (exactly one of them). The hub sets the sender."""
+        if (to_role is None) == (to_agent is None):
+            raise ValueError("send() needs exactly one of to_role= or to_agent=")
+        body: dict[str, Any] = {"context_type": context_type, "content": content, "requires_ack": requires_ack}
+        body.update({"to_role": to_role} if to_role is not None else {"to_agent": to_agent})
+        if subject is not None:
+            body["subject"] = subject
+        if ttl is not None:
+            body["ttl_seconds"] = int(ttl)
+        if reply_to is not None:
+            body["reply_to"] = int(reply_to)
+        return self._run(
+            Call("POST", "contexts/", body=body, parse=lambda r: ContextEntry.from_dict(r.body, client=self))
+        )
+
+    def inbox(self, state: str = "unread", context_type: str | None = None, since: int | None = None, limit=100):
+        """Entries addressed to the caller or its role, oldest first, each with the caller's receipt.
+        `state`: unread, unacked or all. Listing changes nothing."""
+        params = {"state": state, "context_type": context_type, "since": since, "limit": limit}
+        return self._run(
+            Call(
+                "GET",
+                "inbox/",
+                params=params,
+                parse=lambda r: [ContextEntry.from_dict(e, client=self) for e in _results(r)],
+            )
+        )
+
+    def ack(self, entry_id: int, note: str = ""):
+        """Acknowledge an entry (and mark it read). Idempotent."""
+        return self._run(
+            Call(
+                "POST", f"contexts/{int(entry_id)}/ack/", body={"note": note}, parse=lambda r: Receipt.from_dict(r.body)
+            )
+        )
+
+    def ack_many(self, entry_ids: Iterable[int], note: str = ""):
+        body = {"ids": [int(i) for i in entry_ids], "note": note}
+        return self._run(
+            Call("POST", "inbox/ack/", body=body, parse=lambda r: [Receipt.from_dict(x) for x in _results(r)])
+        )
+
+    def mark_read(self, entry_id: int):
+        """Mark an entry read. Idempotent."""
+        return self._run(
+            Call("POST", f"contexts/{int(entry_id)}/read/", body={}, parse=lambda r: Receipt.from_dict(r.body))
+        )
+
+    def context(self, entry_id: int):
+        """An entry with every recipient's receipt."""
+        return self._run(Call("GET", f"contexts/{int(entry_id)}/"))
+
+    # --- locks -----------------------------------------------------------------------------------
+
+    def acquire(self, resources: str | Iterable[str], ttl: int = 30, mode: str = "exclusive", wait: float = 0):
+        """Take a lease on all the resources at once (LockHeld with `.holders` after waiting up to
+        `wait` seconds). Prefer `with hub.lock(...)`, which heartbeats and releases for you."""
+        body = {"resources": _resources(resources), "mode": mode, "ttl_seconds": int(ttl), "wait_seconds": wait}
+        return self._run(
+            Call(
+                "POST",
+                "locks/",
+                body=body,
+                parse=lambda r: Lease.from_dict(r.body, client=self),
+                timeout=self.config.timeout + float(wait),
+            )
+        )
+
+    def release(self, lease_id: int, reason: str = ""):
+        return self._run(Call("DELETE", f"locks/{int(lease_id)}/", body={"reason": reason}))
+
+    def heartbeat_lock(self, lease_id: int, ttl: int | None = None):
+        body = {"ttl_seconds": int(ttl)} if ttl else {}
+        return self._run(
+            Call("POST", f"locks/{int(lease_id)}/heartbeat/", body=body, parse=lambda r: Lease.from_dict(r.body, self))
+        )
+
+    def locks(self, resource: str | None = None, agent: str | None = None):
+        """Active leases (and who waits)."""
+        return self._run(Call("GET", "locks/", params={"resource": resource, "agent": agent}))
+
+    # --- tasks -----------------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        role: str,
+        kind: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        priority: int | None = None,
+    ):
+        """Queue a task for agents of `role`. With `idempotency_key`, creating it again (from any retry
+        or restart of the caller) returns the existing task (`created` False)."""
+        body: dict[str, Any] = {"role": role, "kind": kind, "payload": {} if payload is None else payload}
+        for name, value in (("idempotency_key", idempotency_key), ("max_attempts", max_attempts)):
+            if value is not None:
+                body[name] = value
+        if priority is not None:
+            body["priority"] = priority
+        return self._run(Call("POST", "tasks/", body=body, parse=lambda r: Task.from_dict(r.body, client=self)))
+
+    def claim(self, role: str | None = None, kinds: Iterable[str] | None = None, ttl: int = 60):
+        """The next queued task of the caller's role, claimed for `ttl` seconds, or None."""
+        body: dict[str, Any] = {"ttl_seconds": int(ttl)}
+        if role is not None:
+            body["role"] = role
+        if kinds is not None:
+            body["kinds"] = list(kinds)
+        return self._run(
+            Call(
+                "POST",
+                "tasks/claim/",
+                body=body,
+                parse=lambda r: None if r.status == 204 else Task.from_dict(r.body, client=self),
+            )
+        )
+
+    def complete_task(self, task_id: int, result: Any = None):
+        return self._run(
+            Call("POST", f"tasks/{int(task_id)}/complete/", body={"result": result}, parse=self._task_parser)
+        )
+
+    def fail_task(self, task_id: int, error: str = "", retry: bool = False):
+        body = {"error": error, "retry": retry}
+        return self._run(Call("POST", f"tasks/{int(task_id)}/fail/", body=body, parse=self._task_parser))
+
+    def heartbeat_task(self, task_id: int, ttl: int | None = None):
+        body = {"ttl_seconds": int(ttl)} if ttl else {}
+        return self._run(Call("POST", f"tasks/{int(task_id)}/heartbeat/", body=body, parse=self._task_parser))
+
+    def task(self, task_id: int):
+        return self._run(Call("GET", f"tasks/{int(task_id)}/", parse=self._task_parser))
+
+    def tasks(self, status: str | None = None, role: str | None = None, kind: str | None = None, limit=100):
+        params = {"status": status, "role": role, "kind": kind, "limit": limit}
+        return self._run(
+            Call("GET", "tasks/", params=params, parse=lambda r: [Task.from_dict(t, self) for t in _results(r)])
+        )
+
+    def _task_parser(self, reply: Reply) -> Task:
+        return Task.from_dict(reply.body, client=self)
+
+    # --- events and awareness --------------------------------------------------------------------
+
+    def activity(self, resource: str, window_seconds: int = 300):
+        """Recent events by others on `resource` and whether to proceed or defer (`.proceed`, `.defer_to`)."""
+        params = {"resource": resource, "window_seconds": window_seconds}
+        return self._run(Call("GET", "activity/", params=params, parse=lambda r: Activity.from_dict(r.body)))
+
+    def event_log(
+        self,
+        since: int = 0,
+        namespace: str | None = None,
+        resource: str | None = None,
+        actor: str | None = None,
+        type: str | None = None,
+        limit: int = 100,
+    ):
+        """One page of the event log (REST), ascending: the events readable by the caller after `since`."""
+        params = {"since": since, "namespace": namespace, "resource": resource, "actor": actor, "type": type}
+        params["limit"] = limit
+        return self._run(
+            Call("GET", "events/", params=params, parse=lambda r: [Event.from_dict(e) for e in _results(r)])
+        )
+
+    def last_seq(self):
+        """The newest seq in the log (where `events(since=None)` starts)."""
+        return self._run(Call("GET", "events/", params={"limit": 1}, parse=lambda r: int(r.body.get("last_seq", 0))))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch, as the hub applies it: objects merge recursively, None removes a key,
+    anything else replaces. `hub.update(ns, key, lambda c: merge_patch(c, {"status": "done"}))`."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _results(reply: Reply) -> list[Any]:
+    body = reply.body
+    return body.get("results", []) if isinstance(body, dict) else list(body or [])

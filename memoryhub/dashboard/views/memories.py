@@ -1,0 +1,214 @@
+"""/memories/: the namespace tree and search; /memories/<namespace>/<key>/: the current state, the
+version timeline (writer, time, reason), a diff between any two versions, edit as a human (with the
+version check) and revert to a version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from memoryhub.errors import Invalid, NotFound
+from memoryhub.memories.selectors import memories_list, memory_get, memory_history
+from memoryhub.memories.services import memory_put, memory_revert
+
+from ..access import human, staff_required
+from ..forms import MemoryEditForm, MemorySearchForm, RevertForm
+from ..selectors import namespace_tree, pretty, version_diff
+from .common import override, page
+
+PAGE_SIZE = 100
+
+
+@require_GET
+@staff_required
+def memory_list(request):
+    form = MemorySearchForm(request.GET)
+    results: list[dict[str, Any]] = []
+    status = 200
+    number = 1
+    searched = any(request.GET.get(name) for name in ("namespace", "q", "kind", "updated_by"))
+    if form.is_valid():
+        data = form.cleaned_data
+        number = data.get("page") or 1
+        # One more than a page tells whether there is a next one.
+        results = memories_list(
+            actor=human(request),
+            namespace=data["namespace"] or None,
+            kind=data["kind"] or None,
+            q=data["q"].strip() or None,
+            updated_by=data["updated_by"].strip() or None,
+            limit=PAGE_SIZE + 1,
+            offset=(number - 1) * PAGE_SIZE,
+        )
+    else:
+        status = 400
+    filters = request.GET.copy()
+    filters.pop("page", None)
+    return page(
+        request,
+        "dashboard/memories.html",
+        {
+            "nav": "memories",
+            "form": form,
+            "tree": namespace_tree(),
+            "results": results[:PAGE_SIZE],
+            "searched": searched,
+            "next_page": number + 1 if len(results) > PAGE_SIZE else None,
+            "prev_page": number - 1 if number > 1 else None,
+            "filters": filters.urlencode(),
+        },
+        status=status,
+    )
+
+
+def _version_number(raw: str | None) -> int | None:
+    try:
+        value = int(raw or "")
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def _changed_keys(item: dict[str, Any]) -> list[str]:
+    if item["type"] == "memory.created" and isinstance(item["content"], dict):
+        return sorted(item["content"])
+    diff = item["diff"]
+    return sorted(name or "(whole content)" for name in {*diff["added"], *diff["removed"], *diff["changed"]})
+
+
+def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit_form: MemoryEditForm | None = None):
+    actor = human(request)
+    try:
+        history = memory_history(actor=actor, namespace=namespace, key=key)
+    except (NotFound, Invalid):
+        raise Http404(f"no memory {namespace}/{key}")
+    try:
+        current = memory_get(actor=actor, namespace=namespace, key=key)
+    except NotFound:
+        current = None  # deleted or expired: its history stays
+
+    by_version = {item["version"]: item for item in history}
+    latest = history[-1]["version"]
+    b = _version_number(request.GET.get("b"))
+    a = _version_number(request.GET.get("a"))
+    if b not in by_version:
+        b = latest
+    if a not in by_version:
+        earlier = [item["version"] for item in history if item["version"] < b]
+        a = earlier[-1] if earlier else b
+    comparison = version_diff(by_version[a]["content"], by_version[b]["content"])
+
+    timeline = []
+    for index, item in enumerate(history):
+        previous = history[index - 1]["version"] if index else None
+        timeline.append(
+            {
+                **item,
+                "previous": previous,
+                "changed_keys": _changed_keys(item),
+                "revertable": current is not None
+                and item["content"] is not None
+                and item["version"] != current["version"],
+            }
+        )
+    timeline.reverse()
+
+    moved_on = False
+    if edit_form is not None and edit_form.is_bound and current is not None:
+        seen = _version_number(edit_form.data.get("version"))
+        if seen != current["version"]:
+            # Keep the human's text but let the next save go against what they now see on the page.
+            data = {**edit_form.data, "version": str(current["version"])}
+            edit_form, moved_on = MemoryEditForm(data), True
+            edit_form.is_valid()
+    if edit_form is None:
+        edit_form = MemoryEditForm(
+            initial={
+                "content": pretty(current["content"]) if current else "{}",
+                "version": current["version"] if current else None,
+            }
+        )
+    return page(
+        request,
+        "dashboard/memory_detail.html",
+        {
+            "nav": "memories",
+            "namespace": namespace,
+            "key": key,
+            "resource": f"{namespace}/{key}",
+            "current": current,
+            "current_json": pretty(current["content"]) if current else "",
+            "timeline": timeline,
+            "versions": [item["version"] for item in history],
+            "a": a,
+            "b": b,
+            "a_item": by_version[a],
+            "b_item": by_version[b],
+            "comparison": comparison,
+            "edit_form": edit_form,
+            "moved_on": moved_on,
+        },
+        status=status,
+        page_url=reverse("dashboard:memory", args=[namespace, key]) + (f"?a={a}&b={b}" if request.GET else ""),
+    )
+
+
+@require_GET
+@staff_required
+def memory_detail(request, namespace: str, key: str):
+    return _render_detail(request, namespace, key)
+
+
+@require_POST
+@staff_required
+def memory_edit(request, namespace: str, key: str):
+    form = MemoryEditForm(request.POST)
+
+    def call(data) -> str:
+        version = data.get("version")
+        result = memory_put(
+            actor=human(request),
+            namespace=namespace,
+            key=key,
+            content=data["content"],
+            kind=data.get("kind") or None,
+            reason=data["reason"],
+            # The version the human saw; none means it was deleted then, so only re-create if still absent.
+            if_match=version,
+            if_none_match=version is None,
+        )
+        return f"Saved {namespace}/{key} as version {result.memory.version}."
+
+    return override(
+        request,
+        form=form,
+        call=call,
+        back=reverse("dashboard:memory", args=[namespace, key]),
+        show=lambda code: _render_detail(request, namespace, key, status=code, edit_form=form),
+    )
+
+
+@require_POST
+@staff_required
+def memory_revert_view(request, namespace: str, key: str):
+    def call(data) -> str:
+        result = memory_revert(
+            actor=human(request),
+            namespace=namespace,
+            key=key,
+            version=data["version"],
+            reason=data["reason"],
+            if_match=data.get("current"),
+        )
+        return f"Reverted {namespace}/{key} to the content of version {data['version']} (now version {result.memory.version})."
+
+    return override(
+        request,
+        form=RevertForm(request.POST),
+        call=call,
+        back=reverse("dashboard:memory", args=[namespace, key]),
+        show=lambda code: _render_detail(request, namespace, key, status=code),
+    )

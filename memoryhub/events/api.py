@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from memoryhub.api.views import HubView
+from memoryhub.errors import Invalid
+
+from .selectors import events_visible, last_seq
+
+
+def int_param(params, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer", **{name: ["not an integer"]})
+    if value < low or (high is not None and value > high):
+        raise Invalid(f"{name} must be between {low} and {high}", **{name: ["out of range"]})
+    return value
+
+
+class EventListView(HubView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", int, description="return events with seq greater than this"),
+            OpenApiParameter("namespace", str, description="a namespace or a glob"),
+            OpenApiParameter("resource", str),
+            OpenApiParameter("actor", str, description="actor id"),
+            OpenApiParameter("type", str, description="an event type, or a prefix ending in * (memory.*)"),
+            OpenApiParameter("limit", int),
+        ]
+    )
+    def get(self, request):
+        params = request.query_params
+        results, cursor = events_visible(
+            actor=self.actor,
+            since=int_param(params, "since", 0),
+            namespace=params.get("namespace") or None,
+            resource=params.get("resource") or None,
+            actor_id=params.get("actor") or None,
+            type=params.get("type") or None,
+            limit=int_param(params, "limit", 100, low=1, high=1000),
+        )
+        return Response({"results": results, "next_since": cursor, "last_seq": last_seq()})

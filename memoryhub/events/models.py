@@ -1,0 +1,60 @@
+"""The append-only provenance log: one Event per state change, written in the change's transaction."""
+
+from django.db import models
+
+
+class EventSequence(models.Model):
+    """One row holding the last `seq` handed out.
+
+    Appending an event increments it with UPDATE, which takes a row lock held until commit. So
+    transactions that append events commit in seq order: a reader that has seen seq N will never later
+    find a committed N-1, and rolled-back transactions give their numbers back (no gaps, no reuse).
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last = models.BigIntegerField(default=0)
+
+
+class Event(models.Model):
+    seq = models.BigIntegerField(primary_key=True)
+    type = models.CharField(max_length=40)
+    at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=10)
+    actor_id = models.CharField(max_length=150)
+    actor_role = models.CharField(max_length=100, blank=True)
+    namespace = models.CharField(max_length=255, blank=True)
+    resource = models.CharField(max_length=600, blank=True)
+    version = models.IntegerField(null=True, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    # Who may see this event besides readers of its namespace: "agent:<id>" / "role:<role>" entries,
+    # e.g. the sender and recipients of a context entry.
+    audience = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["resource", "seq"], name="event_resource_seq"),
+            models.Index(fields=["namespace", "seq"], name="event_namespace_seq"),
+            models.Index(fields=["type", "seq"], name="event_type_seq"),
+            models.Index(fields=["actor_id", "seq"], name="event_actor_seq"),
+            models.Index(fields=["at"], name="event_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type} {self.resource or self.namespace}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise RuntimeError("events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("events are append-only")
+
+    @property
+    def actor_label(self) -> str:
+        return self.actor_id if self.actor_kind == "agent" else f"{self.actor_kind}:{self.actor_id}"

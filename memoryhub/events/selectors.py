@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Any
+
+from memoryhub.actors import Actor
+from policies.selectors import policy_set
+
+from .models import Event
+from .serializers import event_to_dict
+from .visibility import EventFilter
+
+SCAN_BATCH = 500
+MAX_SCAN = 20_000
+
+
+def last_seq() -> int:
+    return Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def events_visible(
+    *,
+    actor: Actor,
+    since: int = 0,
+    namespace: str | None = None,
+    resource: str | None = None,
+    actor_id: str | None = None,
+    type: str | None = None,
+    limit: int = 100,
+) -> tuple[list[dict[str, Any]], int]:
+    """Events after `since` the caller may see, ascending. Returns them and the seq to continue from
+    (past everything scanned, so a caller who may see little still moves forward)."""
+    from memoryhub.memories.selectors import glob_to_regex
+
+    queryset = Event.objects.filter(seq__gt=since).order_by("seq")
+    if namespace:
+        queryset = (
+            queryset.filter(namespace__regex=glob_to_regex(namespace))
+            if "*" in namespace
+            else queryset.filter(namespace=namespace)
+        )
+    if resource:
+        queryset = queryset.filter(resource=resource)
+    if actor_id:
+        queryset = queryset.filter(actor_id=actor_id)
+    if type:
+        queryset = queryset.filter(type__startswith=type[:-1]) if type.endswith("*") else queryset.filter(type=type)
+    visible = EventFilter(actor, policy_set())
+    results: list[dict[str, Any]] = []
+    cursor = since
+    scanned = 0
+    while len(results) < limit and scanned < MAX_SCAN:
+        batch = list(queryset.filter(seq__gt=cursor)[:SCAN_BATCH])
+        if not batch:
+            break
+        for event in batch:
+            cursor = event.seq
+            scanned += 1
+            if visible.visible_row(event):
+                results.append(event_to_dict(event))
+                if len(results) >= limit:
+                    break
+        if len(batch) < SCAN_BATCH:
+            break
+    return results, cursor

@@ -1,0 +1,196 @@
+"""Reading locks, waits, contention and holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from memoryhub.actors import Actor
+from policies.decide import decide_read
+from policies.selectors import policy_set
+
+from . import sql
+from .models import Hold, Lease, LeaseResource, LockResource, LockWait
+from .names import covering_names
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def active_hold(resources: Iterable[str]) -> Hold | None:
+    """The human hold on any of these resource names, if one is in place. (Asked on every memory write
+    by an agent: written out, see `sql`.)"""
+    names = sorted(set(resources))
+    holds = sql.instances(
+        Hold,
+        f"SELECT {sql.columns(Hold)} FROM locks_hold WHERE lifted_at IS NULL"
+        f" AND resource IN ({sql.placeholders(names)}) ORDER BY placed_at LIMIT 1",
+        names,
+    )
+    return holds[0] if holds else None
+
+
+def hold_covering(resources: Iterable[str]) -> Hold | None:
+    names: set[str] = set()
+    for resource in resources:
+        names |= covering_names(resource)
+    return active_hold(names)
+
+
+def current_exclusive_lease(resource: str) -> Lease | None:
+    """The unexpired exclusive lease on a resource (expired leases are free at once). (Asked on every
+    write to a `locked` namespace: written out, see `sql`; "one_exclusive_holder" makes it one row.)"""
+    leases = sql.instances(
+        Lease,
+        f"SELECT {sql.columns(Lease, 'l')} FROM locks_leaseresource r JOIN locks_lease l ON l.id = r.lease_id"
+        " WHERE r.resource = %s AND r.active AND r.mode = 'exclusive' AND l.expires_at > %s",
+        [resource, timezone.now()],
+    )
+    return leases[0] if leases else None
+
+
+def lease_to_dict(lease: Lease, *, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    return {
+        "id": lease.id,
+        "agent": lease.agent_id,
+        "resources": lease.resources,
+        "mode": lease.mode,
+        "fencing_token": lease.fencing_token,
+        "ttl_seconds": lease.ttl_seconds,
+        "depth": lease.depth,
+        "acquired_at": iso(lease.acquired_at),
+        "expires_at": iso(lease.expires_at),
+        "heartbeat_at": iso(lease.heartbeat_at),
+        "released_at": iso(lease.released_at),
+        "release_reason": lease.release_reason or ("expired" if lease.expires_at <= now else ""),
+        "active": lease.released_at is None and lease.expires_at > now,
+    }
+
+
+def wait_to_dict(wait: LockWait) -> dict[str, Any]:
+    return {
+        "id": wait.id,
+        "agent": wait.agent_id,
+        "resources": wait.resources,
+        "mode": wait.mode,
+        "blocked_by": wait.blocked_by,
+        "started_at": iso(wait.started_at),
+        "expected_until": iso(wait.expected_until),
+        "deadline": iso(wait.deadline),
+    }
+
+
+def _visible_to(actor: Actor):
+    """Lock names of memories reveal keys: an agent sees those of namespaces it may read."""
+    if actor.kind != "agent":
+        return lambda names: True
+    policies = policy_set()
+    cache: dict[str, bool] = {}
+
+    def visible(names: Iterable[str]) -> bool:
+        for name in names:
+            if name.startswith("memory:"):
+                namespace = name.removeprefix("memory:").split("/", 1)[0]
+                if namespace not in cache:
+                    cache[namespace] = decide_read(policies, actor, namespace).allowed
+                if not cache[namespace]:
+                    return False
+        return True
+
+    return visible
+
+
+def leases_active(
+    *, actor: Actor, resource: str | None = None, agent: str | None = None, limit: int = 200
+) -> dict[str, list[dict[str, Any]]]:
+    """Active leases (unreleased, unexpired) and open waits, optionally on a resource or by an agent."""
+    now = timezone.now()
+    leases = Lease.objects.filter(released_at=None, expires_at__gt=now).order_by("id")
+    waits = LockWait.objects.filter(ended_at=None, deadline__gt=now).order_by("id")
+    if resource:
+        leases = leases.filter(held__resource=resource, held__active=True)
+    if agent:
+        leases = leases.filter(agent_id=agent)
+        waits = waits.filter(agent_id=agent)
+    visible = _visible_to(actor)
+    return {
+        "results": [lease_to_dict(lease, now=now) for lease in leases[:limit] if visible(lease.resources)],
+        "waiting": [
+            wait_to_dict(wait)
+            for wait in waits[:limit]
+            if (not resource or resource in wait.resources) and visible(wait.resources)
+        ],
+    }
+
+
+def lease_get(*, actor: Actor, lease_id: int) -> Lease | None:
+    lease = Lease.objects.filter(id=lease_id).first()
+    if lease is None or not _visible_to(actor)(lease.resources):
+        return None
+    return lease
+
+
+def lock_contention(*, actor: Actor, limit: int = 100) -> list[dict[str, Any]]:
+    """Per-resource counters, the most contended first, with current holders and waiters."""
+    now = timezone.now()
+    rows = LockResource.objects.order_by(
+        (F("denied_count") + F("waited_count")).desc(), F("acquired_count").desc(), "name"
+    )
+    visible = _visible_to(actor)
+    results = [row for row in rows[: limit * 2] if visible([row.name])][:limit]
+    names = [row.name for row in results]
+    holding: dict[str, int] = {}
+    for name in LeaseResource.objects.filter(resource__in=names, active=True, lease__expires_at__gt=now).values_list(
+        "resource", flat=True
+    ):
+        holding[name] = holding.get(name, 0) + 1
+    waiting: dict[str, int] = {}
+    for wait in LockWait.objects.filter(ended_at=None, deadline__gt=now):
+        for name in wait.resources:
+            waiting[name] = waiting.get(name, 0) + 1
+    return [
+        {
+            "resource": row.name,
+            "acquired_count": row.acquired_count,
+            "denied_count": row.denied_count,
+            "waited_count": row.waited_count,
+            "expired_count": row.expired_count,
+            "wait_ms_total": row.wait_ms_total,
+            "avg_wait_ms": round(row.wait_ms_total / row.waited_count) if row.waited_count else 0,
+            "holders": holding.get(row.name, 0),
+            "waiting": waiting.get(row.name, 0),
+        }
+        for row in results
+    ]
+
+
+def hold_to_dict(hold: Hold) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "resource": hold.resource,
+        "placed_by": hold.placed_by,
+        "reason": hold.reason,
+        "placed_at": iso(hold.placed_at),
+        "lifted_at": iso(hold.lifted_at),
+        "lifted_by": hold.lifted_by,
+        "active": hold.lifted_at is None,
+    }
+
+
+def holds_list(*, active: bool = True, resource: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    holds = Hold.objects.all()
+    if active:
+        holds = holds.filter(lifted_at=None)
+    if resource:
+        holds = holds.filter(resource__in=covering_names(resource))
+    return [hold_to_dict(hold) for hold in holds[:limit]]
+
+
+def hold_get(*, hold_id: int) -> Hold | None:
+    return Hold.objects.filter(id=hold_id).first()

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from memoryhub.api.headers import parse_fencing_token, parse_if_none_match, parse_version_header
+from memoryhub.api.serializers import StrictSerializer
+from memoryhub.api.views import HubView
+from memoryhub.errors import Invalid
+
+from . import services
+from .models import MemoryKind
+from .selectors import memories_list, memory_get, memory_history, memory_to_dict
+
+
+class MemoryPutInput(StrictSerializer):
+    content = serializers.JSONField()
+    kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
+    ttl_seconds = serializers.IntegerField(
+        min_value=1, max_value=services.MAX_TTL_SECONDS, required=False, allow_null=True
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    def validate_content(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class MemoryPatchInput(StrictSerializer):
+    content = serializers.JSONField(help_text="A JSON merge patch (RFC 7396) of the content.")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    def validate_content(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("A merge patch of an object must be a JSON object.")
+        return value
+
+
+class MemoryDeleteInput(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class RevertInput(StrictSerializer):
+    version = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class MemoryOutput(serializers.Serializer):
+    namespace = serializers.CharField()
+    key = serializers.CharField()
+    kind = serializers.CharField()
+    content = serializers.JSONField()
+    version = serializers.IntegerField()
+    created_by = serializers.CharField()
+    updated_by = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField()
+    seq = serializers.IntegerField(required=False, help_text="Seq of the event this write produced.")
+
+
+WRITE_HEADERS = [
+    OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='"<version>" the write is based on'),
+    OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="* = create only if absent"),
+    OpenApiParameter("X-Fencing-Token", int, OpenApiParameter.HEADER, description="for locked namespaces"),
+    OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
+]
+
+
+def _written(result, code=status.HTTP_200_OK) -> Response:
+    body = {**memory_to_dict(result.memory), "seq": result.event.seq}
+    if result.memory.deleted_at is not None:
+        body["content"] = None
+    return Response(body, status=code, headers={"ETag": f'"{result.memory.version}"'})
+
+
+def _body(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class MemoryListView(HubView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("namespace", str, description="a namespace or a glob such as customer:*"),
+            OpenApiParameter("kind", str),
+            OpenApiParameter("q", str, description="text in the key or content"),
+            OpenApiParameter("updated_by", str),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses=MemoryOutput(many=True),
+    )
+    def get(self, request):
+        params = request.query_params
+        try:
+            limit = min(max(int(params.get("limit", 100)), 1), 500)
+            offset = max(int(params.get("offset", 0)), 0)
+        except ValueError:
+            raise Invalid("limit and offset must be integers")
+        results = memories_list(
+            actor=self.actor,
+            namespace=params.get("namespace") or None,
+            kind=params.get("kind") or None,
+            q=params.get("q") or None,
+            updated_by=params.get("updated_by") or None,
+            limit=limit,
+            offset=offset,
+        )
+        return Response({"results": results, "limit": limit, "offset": offset})
+
+
+class MemoryDetailView(HubView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("version", int),
+            OpenApiParameter("as_of", str, description="ISO 8601 time"),
+        ],
+        responses=MemoryOutput,
+    )
+    def get(self, request, namespace, key):
+        version = request.query_params.get("version")
+        as_of = request.query_params.get("as_of")
+        if version is not None and not version.isdigit():
+            raise Invalid("version must be a positive integer", version=["not an integer"])
+        as_of_time = None
+        if as_of:
+            as_of_time = parse_datetime(as_of)
+            if as_of_time is None or as_of_time.tzinfo is None:
+                raise Invalid("as_of must be an ISO 8601 time with a timezone", as_of=["not a time"])
+        memory = memory_get(
+            actor=self.actor,
+            namespace=namespace,
+            key=key,
+            version=int(version) if version is not None else None,
+            as_of=as_of_time,
+        )
+        etag = f'"{memory["version"]}"'
+        if version is None and as_of is None and request.headers.get("If-None-Match") == etag:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        return Response(memory, headers={"ETag": etag})
+
+    @extend_schema(request=MemoryPutInput, responses={200: MemoryOutput, 201: MemoryOutput}, parameters=WRITE_HEADERS)
+    def put(self, request, namespace, key):
+        data = _body(MemoryPutInput, request)
+        result = services.memory_put(
+            actor=self.actor,
+            namespace=namespace,
+            key=key,
+            content=data["content"],
+            kind=data.get("kind"),
+            ttl_seconds=data.get("ttl_seconds"),
+            reason=data["reason"],
+            if_match=parse_version_header(request.headers.get("If-Match"), "If-Match"),
+            if_none_match=parse_if_none_match(request.headers.get("If-None-Match")),
+            fencing_token=parse_fencing_token(request.headers.get("X-Fencing-Token")),
+        )
+        created = result.event.type == "memory.created"
+        return _written(result, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=MemoryPatchInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
+    def patch(self, request, namespace, key):
+        data = _body(MemoryPatchInput, request)
+        return _written(
+            services.memory_patch(
+                actor=self.actor,
+                namespace=namespace,
+                key=key,
+                patch=data["content"],
+                reason=data["reason"],
+                if_match=parse_version_header(request.headers.get("If-Match"), "If-Match"),
+                fencing_token=parse_fencing_token(request.headers.get("X-Fencing-Token")),
+            )
+        )
+
+    @extend_schema(request=MemoryDeleteInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
+    def delete(self, request, namespace, key):
+        data = _body(MemoryDeleteInput, request) if request.data else {"reason": ""}
+        return _written(
+            services.memory_delete(
+                actor=self.actor,
+                namespace=namespace,
+                key=key,
+                reason=data["reason"],
+                if_match=parse_version_header(request.headers.get("If-Match"), "If-Match"),
+                fencing_token=parse_fencing_token(request.headers.get("X-Fencing-Token")),
+            )
+        )
+
+
+class MemoryHistoryView(HubView):
+    def get(self, request, namespace, key):
+        return Response(
+            {
+                "namespace": namespace,
+                "key": key,
+                "versions": memory_history(actor=self.actor, namespace=namespace, key=key),
+            }
+        )
+
+
+class MemoryRevertView(HubView):
+    @extend_schema(request=RevertInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
+    def post(self, request, namespace, key):
+        data = _body(RevertInput, request)
+        return _written(
+            services.memory_revert(
+                actor=self.actor,
+                namespace=namespace,
+                key=key,
+                version=data["version"],
+                reason=data["reason"],
+                if_match=parse_version_header(request.headers.get("If-Match"), "If-Match"),
+                fencing_token=parse_fencing_token(request.headers.get("X-Fencing-Token")),
+            )
+        )

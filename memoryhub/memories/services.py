@@ -1,0 +1,392 @@
+"""Writing memories. Each write: policy check, row lock, version/fencing/ownership checks, the new
+version and its event, all in one transaction; the event is published after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from memoryhub.actors import Actor
+from memoryhub.errors import (
+    FieldNotOwned,
+    Forbidden,
+    Held,
+    Invalid,
+    NotFound,
+    PreconditionRequired,
+    StaleFencingToken,
+    TooLarge,
+    VersionConflict,
+)
+from memoryhub.events.models import Event
+from memoryhub.events.services import event_append
+from memoryhub.locks.selectors import active_hold, current_exclusive_lease
+from policies.decide import Decision, changed_fields, decide_read, decide_write, field_violations
+from policies.selectors import policy_set
+
+from .content import check_names, content_size, merge_patch
+from .models import Memory, MemoryKind
+from .selectors import fetch_memory, memory_to_dict, version_content
+
+MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+DELETED = object()  # what a delete "writes"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    memory: Memory
+    event: Event
+
+
+def _is_live(memory: Memory | None, now) -> bool:
+    return memory is not None and memory.deleted_at is None and (memory.expires_at is None or memory.expires_at > now)
+
+
+def _check_fencing(*, actor: Actor, memory: Memory | None, resource: str, token: int | None) -> None:
+    """A `locked` namespace: the writer must present the token of its current exclusive lock on
+    `memory:<resource>`, and never one older than a token already used or already issued."""
+    lock_name = f"memory:{resource}"
+    if token is None:
+        raise Held(
+            f"{resource} is in a locked namespace: hold an exclusive lock on {lock_name} and send X-Fencing-Token",
+            lock=lock_name,
+        )
+    lease = current_exclusive_lease(lock_name)
+    newest = max(memory.fencing_token if memory else 0, lease.fencing_token if lease else 0)
+    if token < newest:
+        raise StaleFencingToken(
+            f"fencing token {token} is older than {newest}: your lock on {lock_name} has lapsed",
+            presented=token,
+            current=newest,
+        )
+    if lease is None or lease.fencing_token != token or lease.agent_id != actor.id:
+        raise Held(f"no current lock on {lock_name} with fencing token {token}", lock=lock_name)
+
+
+def _record_conflict(*, actor: Actor, namespace: str, key: str, error: Exception) -> None:
+    # In its own transaction: the refused write rolled back, the record of its refusal stays.
+    with transaction.atomic():
+        event_append(
+            actor=actor,
+            type="conflict.rejected",
+            namespace=namespace,
+            resource=f"{namespace}/{key}",
+            summary=f"{actor.label}'s write to {namespace}/{key} refused: {getattr(error, 'code', '')}",
+            after={"code": getattr(error, "code", ""), "details": getattr(error, "details", {})},
+        )
+
+
+def _write(
+    *,
+    actor: Actor,
+    namespace: str,
+    key: str,
+    op: str,
+    compute: Callable[[Memory | None], Any],
+    if_match: int | None = None,
+    if_none_match: bool = False,
+    fencing_token: int | None = None,
+    kind: str | None = None,
+    ttl_seconds: int | None = None,
+    reason: str = "",
+) -> WriteResult:
+    check_names(namespace, key)
+    if kind is not None and kind not in MemoryKind.values:
+        raise Invalid(f"kind must be one of {MemoryKind.values}", kind=["invalid choice"])
+    if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
+        raise Invalid("ttl_seconds must be between 1 and 10 years", ttl_seconds=["out of range"])
+    policies = policy_set(fields=True)
+    decision: Decision = decide_write(policies, actor, namespace)
+    if not decision.allowed:
+        raise Forbidden(decision.reason, **decision.details())
+    resource = f"{namespace}/{key}"
+    if actor.is_agent and (hold := active_hold([namespace, resource, f"memory:{resource}"])):
+        raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
+    for attempt in (1, 2):
+        try:
+            return _write_locked(
+                actor=actor,
+                namespace=namespace,
+                key=key,
+                op=op,
+                compute=compute,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                fencing_token=fencing_token,
+                kind=kind,
+                ttl_seconds=ttl_seconds,
+                reason=reason,
+                policies=policies,
+                decision=decision,
+            )
+        except IntegrityError:
+            # Two creators raced on an absent (namespace, key): the loser goes again as an update of
+            # the winner's row, which it now sees (and must match like any update).
+            if attempt == 2:
+                raise
+        except (VersionConflict, StaleFencingToken) as error:
+            _record_conflict(actor=actor, namespace=namespace, key=key, error=error)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _write_locked(
+    *,
+    actor,
+    namespace,
+    key,
+    op,
+    compute,
+    if_match,
+    if_none_match,
+    fencing_token,
+    kind,
+    ttl_seconds,
+    reason,
+    policies,
+    decision,
+) -> WriteResult:
+    resource = f"{namespace}/{key}"
+    with transaction.atomic():
+        # The row lock serialises writers of this memory; the checks below see the latest version.
+        memory = fetch_memory(namespace, key, for_update=True)
+        now = timezone.now()
+        # The memory as readers see it: None when absent, deleted or expired.
+        live_memory = memory if _is_live(memory, now) else None
+        live = live_memory is not None
+        if live_memory is None and op != "put":
+            raise NotFound(f"no memory {resource}")
+        current = memory_to_dict(live_memory) if live_memory is not None else None
+        if if_none_match and live:
+            raise VersionConflict(f"{resource} already exists", current=current)
+        if if_match is not None and (live_memory is None or live_memory.version != if_match):
+            raise VersionConflict(
+                f"{resource} is at version {live_memory.version if live_memory is not None else 'none'}, "
+                f"not {if_match}",
+                current=current,
+            )
+        mode = decision.write_mode
+        if mode == "optimistic" and live_memory is not None and if_match is None and op != "revert":
+            raise PreconditionRequired(current_version=live_memory.version)
+        if mode == "locked" and not actor.is_human:
+            _check_fencing(actor=actor, memory=memory, resource=resource, token=fencing_token)
+
+        before = live_memory.content if live_memory is not None else None
+        new_content = compute(live_memory)
+        deleting = new_content is DELETED
+        if not deleting:
+            if not isinstance(new_content, dict):
+                raise Invalid("content must be a JSON object", content=["must be an object"])
+            size = content_size(new_content)
+            limit = (decision.rule.max_content_bytes if decision.rule else None) or settings.MEMORYHUB_MAX_CONTENT_BYTES
+            if size > limit:
+                raise TooLarge(f"content is {size} bytes; {namespace} allows {limit}", size=size, limit=limit)
+        violations = field_violations(
+            policies, actor, namespace, changed_fields(before or {}, {} if deleting else new_content)
+        )
+        if violations:
+            owners = "; ".join(f"{name!r} is owned by {', '.join(roles)}" for name, roles in violations.items())
+            raise FieldNotOwned(f"{owners}: send the owner a 'handoff' context entry instead", fields=violations)
+
+        if memory is None:
+            memory = Memory(namespace=namespace, key=key, version=0, created_by=actor.label, created_at=now)
+        elif not live:  # writing over a tombstone starts the memory again, its versions still counting
+            memory.created_by, memory.created_at, memory.expires_at = actor.label, now, None
+        memory.version += 1
+        memory.updated_by = actor.label
+        memory.updated_at = now
+        memory.reason = reason
+        if fencing_token is not None and mode == "locked":
+            memory.fencing_token = max(memory.fencing_token, fencing_token)
+        if kind:
+            memory.kind = kind
+        if deleting:
+            memory.content, memory.size_bytes, memory.deleted_at = None, 0, now
+        else:
+            memory.content, memory.size_bytes, memory.deleted_at = new_content, size, None
+            ttl = ttl_seconds or (decision.rule.default_ttl_seconds if decision.rule and not live else None)
+            if ttl:
+                memory.expires_at = now + timedelta(seconds=ttl)
+        if memory.pk is None:
+            with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
+                memory.save(force_insert=True)
+        else:
+            memory.save()
+        event_type = {
+            "delete": "memory.deleted",
+            "revert": "memory.reverted",
+        }.get(op, "memory.updated" if live else "memory.created")
+        event = event_append(
+            actor=actor,
+            type=event_type,
+            namespace=namespace,
+            resource=resource,
+            version=memory.version,
+            summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}",
+            before=before,
+            after=None if deleting else new_content,
+            reason=reason,
+        )
+    return WriteResult(memory, event)
+
+
+def memory_put(
+    *,
+    actor: Actor,
+    namespace: str,
+    key: str,
+    content: Any,
+    kind: str | None = None,
+    ttl_seconds: int | None = None,
+    reason: str = "",
+    if_match: int | None = None,
+    if_none_match: bool = False,
+    fencing_token: int | None = None,
+) -> WriteResult:
+    return _write(
+        actor=actor,
+        namespace=namespace,
+        key=key,
+        op="put",
+        compute=lambda _: content,
+        if_match=if_match,
+        if_none_match=if_none_match,
+        fencing_token=fencing_token,
+        kind=kind,
+        ttl_seconds=ttl_seconds,
+        reason=reason,
+    )
+
+
+def memory_patch(
+    *,
+    actor: Actor,
+    namespace: str,
+    key: str,
+    patch: Any,
+    reason: str = "",
+    if_match: int | None = None,
+    fencing_token: int | None = None,
+) -> WriteResult:
+    """Apply a JSON merge patch (RFC 7396) to the content; field ownership is checked per changed field."""
+
+    def patched(memory: Memory | None) -> Any:
+        assert memory is not None  # _write_locked raises NotFound before compute unless the memory is live
+        return merge_patch(memory.content, patch)
+
+    return _write(
+        actor=actor,
+        namespace=namespace,
+        key=key,
+        op="patch",
+        compute=patched,
+        if_match=if_match,
+        fencing_token=fencing_token,
+        reason=reason,
+    )
+
+
+def memory_delete(
+    *,
+    actor: Actor,
+    namespace: str,
+    key: str,
+    reason: str = "",
+    if_match: int | None = None,
+    fencing_token: int | None = None,
+) -> WriteResult:
+    """Delete the memory (a tombstone version); its history stays in the log."""
+    return _write(
+        actor=actor,
+        namespace=namespace,
+        key=key,
+        op="delete",
+        compute=lambda _: DELETED,
+        if_match=if_match,
+        fencing_token=fencing_token,
+        reason=reason,
+    )
+
+
+def memory_revert(
+    *,
+    actor: Actor,
+    namespace: str,
+    key: str,
+    version: int,
+    reason: str = "",
+    if_match: int | None = None,
+    fencing_token: int | None = None,
+) -> WriteResult:
+    """A new version equal to an old one (a compensating change; nothing is erased)."""
+    check_names(namespace, key)
+    if not decide_read(policy_set(), actor, namespace).allowed:
+        raise NotFound(f"no memory {namespace}/{key}")
+    old = version_content(namespace=namespace, key=key, version=version)
+    if old is None:
+        raise NotFound(f"{namespace}/{key} has no version {version} with content")
+    return _write(
+        actor=actor,
+        namespace=namespace,
+        key=key,
+        op="revert",
+        compute=lambda _: old,
+        if_match=if_match,
+        fencing_token=fencing_token,
+        reason=reason or f"revert to version {version}",
+    )
+
+
+def _tombstone_where(*, conditions: Q, now, reason: str, limit: int) -> int:
+    """Turn matching live memories into tombstones, each with a `memory.expired` event (actor SYSTEM)."""
+    from memoryhub.actors import SYSTEM
+
+    done = 0
+    for memory_id in Memory.objects.filter(conditions, deleted_at=None).values_list("id", flat=True)[:limit]:
+        with transaction.atomic():
+            # Re-checked under the row lock: it may have been written again meanwhile.
+            memory = Memory.objects.select_for_update().filter(conditions, id=memory_id, deleted_at=None).first()
+            if memory is None:
+                continue
+            before = memory.content
+            memory.version += 1
+            memory.content, memory.size_bytes, memory.deleted_at = None, 0, now
+            memory.updated_by, memory.updated_at, memory.reason = SYSTEM.label, now, reason
+            memory.save()
+            event_append(
+                actor=SYSTEM,
+                type="memory.expired",
+                namespace=memory.namespace,
+                resource=memory.resource,
+                version=memory.version,
+                summary=f"{memory.resource} {reason}",
+                before=before,
+                reason=reason,
+            )
+            done += 1
+    return done
+
+
+def memories_expire(*, now=None, limit: int = 500) -> int:
+    """Memories past their expiry become tombstones with a `memory.expired` event."""
+    now = now or timezone.now()
+    return _tombstone_where(conditions=Q(expires_at__lte=now), now=now, reason="expired", limit=limit)
+
+
+def episodic_prune(*, now=None, limit: int = 500) -> int:
+    """Episodic memories not written for MEMORYHUB_EPISODIC_RETENTION_DAYS are pruned the same way."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.MEMORYHUB_EPISODIC_RETENTION_DAYS)
+    return _tombstone_where(
+        conditions=Q(kind=MemoryKind.EPISODIC, updated_at__lt=cutoff),
+        now=now,
+        reason="pruned (episodic retention)",
+        limit=limit,
+    )

@@ -1,0 +1,78 @@
+"""GET /metrics: Prometheus gauges read from the database at scrape time, so every server process
+reports the same truth (no per-process counters to add up)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db.models import Count, Sum
+from django.http import HttpResponse
+from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+RECENT = timedelta(minutes=5)
+
+
+class HubCollector:
+    def collect(self):
+        from contexts.models import Receipt
+        from memoryhub.agents.models import Agent
+        from memoryhub.events.models import Event
+        from memoryhub.locks.models import Lease, LockResource
+        from memoryhub.memories.models import Memory
+        from memoryhub.tasks.models import Task
+
+        now = timezone.now()
+        last = Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+        yield GaugeMetricFamily("memoryhub_event_last_seq", "Seq of the newest event in the log", value=last)
+
+        recent = GaugeMetricFamily("memoryhub_events_recent", "Events in the last 5 minutes by type", labels=["type"])
+        for row in Event.objects.filter(at__gte=now - RECENT).values("type").annotate(n=Count("seq")):
+            recent.add_metric([row["type"]], row["n"])
+        yield recent
+
+        agents = GaugeMetricFamily("memoryhub_agents", "Agents by status", labels=["status"])
+        for row in Agent.objects.values("status").annotate(n=Count("id")):
+            agents.add_metric([row["status"]], row["n"])
+        yield agents
+
+        yield GaugeMetricFamily(
+            "memoryhub_memories_live",
+            "Memories not deleted",
+            value=Memory.objects.filter(deleted_at=None).count(),
+        )
+        yield GaugeMetricFamily(
+            "memoryhub_leases_active",
+            "Unexpired, unreleased leases",
+            value=Lease.objects.filter(released_at=None, expires_at__gt=now).count(),
+        )
+        tasks = GaugeMetricFamily("memoryhub_tasks", "Tasks by status", labels=["status"])
+        for row in Task.objects.values("status").annotate(n=Count("id")):
+            tasks.add_metric([row["status"]], row["n"])
+        yield tasks
+        yield GaugeMetricFamily(
+            "memoryhub_inbox_unread",
+            "Unread receipts across all inboxes",
+            value=Receipt.objects.filter(read_at=None, entry_expired=False).count(),
+        )
+        totals = LockResource.objects.aggregate(
+            acquired=Sum("acquired_count"),
+            denied=Sum("denied_count"),
+            waited=Sum("waited_count"),
+            expired=Sum("expired_count"),
+        )
+        contention = GaugeMetricFamily(
+            "memoryhub_lock_contention", "Lock outcomes since start, all resources", labels=["outcome"]
+        )
+        for outcome, value in totals.items():
+            contention.add_metric([outcome], value or 0)
+        yield contention
+
+
+registry = CollectorRegistry()
+registry.register(HubCollector())
+
+
+def metrics(request):
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

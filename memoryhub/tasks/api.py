@@ -1,0 +1,203 @@
+"""REST adapters for tasks: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from memoryhub.api.permissions import IsHuman
+from memoryhub.api.serializers import AnyJSONField, StrictSerializer
+from memoryhub.api.views import HubView
+from memoryhub.errors import Invalid, NotFound
+from memoryhub.events.api import int_param
+
+from . import services
+from .models import TaskStatus
+from .selectors import task_get, task_to_dict, tasks_list
+
+
+class TaskCreateInput(StrictSerializer):
+    role = serializers.CharField(max_length=100)
+    kind = serializers.CharField(max_length=100)
+    payload = AnyJSONField(required=False, allow_null=True, default=dict)
+    max_attempts = serializers.IntegerField(min_value=1, max_value=services.MAX_ATTEMPTS_LIMIT, default=3)
+    priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, default=0)
+    idempotency_key = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class TaskClaimInput(StrictSerializer):
+    role = serializers.CharField(max_length=100, required=False)
+    kinds = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=services.MAX_KINDS
+    )
+    ttl_seconds = serializers.IntegerField(
+        min_value=1, max_value=services.MAX_CLAIM_TTL_SECONDS, default=services.DEFAULT_CLAIM_TTL_SECONDS
+    )
+
+
+class TaskHeartbeatInput(StrictSerializer):
+    ttl_seconds = serializers.IntegerField(min_value=1, max_value=services.MAX_CLAIM_TTL_SECONDS, required=False)
+
+
+class TaskCompleteInput(StrictSerializer):
+    result = AnyJSONField(required=False, allow_null=True, default=None)
+
+
+class TaskFailInput(StrictSerializer):
+    error = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
+    retry = serializers.BooleanField(required=False, default=False)
+
+
+class ReasonInput(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+def _body(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data if request.data is not None else {})
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# What a DRF CharField would change or refuse: surrounding whitespace (trimmed), NUL and lone surrogates.
+_NOT_PLAIN = re.compile(r"^\s|\s$|[\x00\ud800-\udfff]")
+
+
+def _plain(value: Any, max_length: int) -> bool:
+    """A string a CharField(max_length) would return unchanged."""
+    return type(value) is str and 0 < len(value) <= max_length and not _NOT_PLAIN.search(value)
+
+
+_CLAIM_FIELDS = TaskClaimInput._declared_fields
+
+
+def _claim_body(request) -> dict:
+    """What TaskClaimInput would return, for a body already in final form, without building a
+    serializer (it costs more CPU than the rest of the view); anything else goes through it, for its
+    coercions and field errors."""
+    data = request.data
+    if type(data) is dict and data.keys() <= _CLAIM_FIELDS.keys():
+        ttl = data.get("ttl_seconds", services.DEFAULT_CLAIM_TTL_SECONDS)
+        role, kinds = data.get("role", "x"), data.get("kinds", [])
+        if (
+            type(ttl) is int
+            and 1 <= ttl <= services.MAX_CLAIM_TTL_SECONDS
+            and _plain(role, 100)
+            and type(kinds) is list
+            and len(kinds) <= services.MAX_KINDS
+            and all(_plain(kind, 100) for kind in kinds)
+        ):
+            return {name: data[name] for name in ("role", "kinds") if name in data} | {"ttl_seconds": ttl}
+    return _body(TaskClaimInput, request)
+
+
+def _complete_body(request) -> dict:
+    """TaskCompleteInput's result: any JSON `result`. A parsed JSON object is taken as is."""
+    data = request.data
+    if type(data) is dict and data.keys() <= {"result"}:
+        return {"result": data.get("result")}
+    return _body(TaskCompleteInput, request)
+
+
+def _answer(result: services.TaskResult, code=status.HTTP_200_OK, **extra) -> Response:
+    return Response({**task_to_dict(result.task), "seq": result.seq, **extra}, status=code)
+
+
+class TaskListView(HubView):
+    @extend_schema(
+        operation_id="tasks_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=TaskStatus.values),
+            OpenApiParameter("role", str),
+            OpenApiParameter("kind", str),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+    )
+    def get(self, request):
+        params = request.query_params
+        task_status = params.get("status") or None
+        if task_status and task_status not in TaskStatus.values:
+            raise Invalid(f"status must be one of {TaskStatus.values}", status=["invalid choice"])
+        limit = int_param(params, "limit", 100, low=1, high=500)
+        offset = int_param(params, "offset", 0)
+        results = tasks_list(
+            actor=self.actor,
+            status=task_status,
+            role=params.get("role") or None,
+            kind=params.get("kind") or None,
+            limit=limit,
+            offset=offset,
+        )
+        return Response({"results": results, "limit": limit, "offset": offset})
+
+    @extend_schema(request=TaskCreateInput)
+    def post(self, request):
+        data = _body(TaskCreateInput, request)
+        result = services.task_create(actor=self.actor, **data)
+        return _answer(
+            result, status.HTTP_201_CREATED if result.created else status.HTTP_200_OK, created=result.created
+        )
+
+
+class TaskClaimView(HubView):
+    @extend_schema(request=TaskClaimInput)
+    def post(self, request):
+        data = _claim_body(request)
+        result = services.task_claim(actor=self.actor, **data)
+        if result is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return _answer(result)
+
+
+class TaskDetailView(HubView):
+    def get(self, request, task_id):
+        task = task_get(actor=self.actor, task_id=task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id}")
+        return Response(task_to_dict(task))
+
+
+class TaskHeartbeatView(HubView):
+    @extend_schema(request=TaskHeartbeatInput)
+    def post(self, request, task_id):
+        data = _body(TaskHeartbeatInput, request)
+        task = services.task_heartbeat(actor=self.actor, task_id=task_id, ttl_seconds=data.get("ttl_seconds"))
+        # A heartbeat is liveness, not a state change: no event, so no seq.
+        return Response({**task_to_dict(task), "seq": None})
+
+
+class TaskCompleteView(HubView):
+    @extend_schema(request=TaskCompleteInput)
+    def post(self, request, task_id):
+        data = _complete_body(request)
+        result = services.task_complete(actor=self.actor, task_id=task_id, result=data["result"])
+        return _answer(result, replayed=result.replayed)
+
+
+class TaskFailView(HubView):
+    @extend_schema(request=TaskFailInput)
+    def post(self, request, task_id):
+        data = _body(TaskFailInput, request)
+        return _answer(services.task_fail(actor=self.actor, task_id=task_id, **data))
+
+
+class TaskRequeueView(HubView):
+    permission_classes = [IsHuman]
+
+    @extend_schema(request=ReasonInput)
+    def post(self, request, task_id):
+        data = _body(ReasonInput, request)
+        return _answer(services.task_requeue(actor=self.actor, task_id=task_id, reason=data["reason"]))
+
+
+class TaskCancelView(HubView):
+    permission_classes = [IsHuman]
+
+    @extend_schema(request=ReasonInput)
+    def post(self, request, task_id):
+        data = _body(ReasonInput, request)
+        return _answer(services.task_cancel(actor=self.actor, task_id=task_id, reason=data["reason"]))

@@ -1,0 +1,84 @@
+"""Reading tasks. Agents see the tasks of their role, the ones they created and the ones they claim;
+humans see all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from memoryhub.actors import Actor
+from memoryhub.events.models import Event
+
+from .models import Task
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def task_visible(actor: Actor, task: Task) -> bool:
+    if actor.kind != "agent":
+        return True
+    return task.role == actor.role or task.created_by == actor.id or task.claimed_by_id == actor.id
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "role": task.role,
+        "kind": task.kind,
+        "payload": task.payload,
+        "status": task.status,
+        "priority": task.priority,
+        "attempts": task.attempts,
+        "max_attempts": task.max_attempts,
+        "claimed_by": task.claimed_by_id,
+        "claimed_at": _iso(task.claimed_at),
+        "claim_expires_at": _iso(task.claim_expires_at),
+        "result": task.result,
+        "error": task.error,
+        "created_by": task.created_by,
+        "idempotency_key": task.idempotency_key,
+        "created_at": _iso(task.created_at),
+        "updated_at": _iso(task.updated_at),
+        "completed_at": _iso(task.completed_at),
+        "completed_by": task.completed_by,
+    }
+
+
+def task_event_seq(task_id: int, type: str) -> int | None:
+    """The seq of the task's latest event of this type (what an idempotent repeat answers with)."""
+    return (
+        Event.objects.filter(resource=f"task:{task_id}", type=type)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+
+
+def task_get(*, actor: Actor, task_id: int) -> Task | None:
+    task = Task.objects.filter(id=task_id).first()
+    return task if task is not None and task_visible(actor, task) else None
+
+
+def tasks_list(
+    *,
+    actor: Actor,
+    status: str | None = None,
+    role: str | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    tasks = Task.objects.order_by("id")
+    if actor.kind == "agent":
+        tasks = tasks.filter(Q(role=actor.role) | Q(created_by=actor.id) | Q(claimed_by_id=actor.id))
+    if status:
+        tasks = tasks.filter(status=status)
+    if role:
+        tasks = tasks.filter(role=role)
+    if kind:
+        tasks = tasks.filter(kind=kind)
+    return [task_to_dict(task) for task in tasks[offset : offset + limit]]

@@ -1,0 +1,61 @@
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from memoryhub.agents import api as agents
+from memoryhub.api.errors import json_404, json_500
+from memoryhub.events import api as events
+from memoryhub.health import healthz, readyz
+from memoryhub.memories import api as memories
+from memoryhub.metrics import metrics
+
+api_v1: list[URLPattern | URLResolver] = [
+    path("me/", agents.MeView.as_view(), name="me"),
+    path("agents/", agents.AgentListView.as_view(), name="agents"),
+    path("agents/<str:agent_id>/suspend/", agents.AgentSuspendView.as_view(), name="agent-suspend"),
+    path("agents/<str:agent_id>/resume/", agents.AgentResumeView.as_view(), name="agent-resume"),
+    path("heartbeat/", agents.HeartbeatView.as_view(), name="heartbeat"),
+    path("memories/", memories.MemoryListView.as_view(), name="memories"),
+    path("memories/<str:namespace>/<str:key>/", memories.MemoryDetailView.as_view(), name="memory"),
+    path(
+        "memories/<str:namespace>/<str:key>/history/",
+        memories.MemoryHistoryView.as_view(),
+        name="memory-history",
+    ),
+    path(
+        "memories/<str:namespace>/<str:key>/revert/",
+        memories.MemoryRevertView.as_view(),
+        name="memory-revert",
+    ),
+    path("events/", events.EventListView.as_view(), name="events"),
+    path("", include("contexts.urls")),
+    path("", include("memoryhub.locks.urls")),
+    path("", include("memoryhub.tasks.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("healthz", healthz),
+    path("readyz", readyz),
+    path("metrics", metrics),
+    path("admin/", admin.site.urls),
+    path("", include("memoryhub.dashboard.urls")),
+]
+
+
+def handler404(request, exception=None):
+    if request.path.startswith("/api/"):
+        return json_404(request, exception)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return json_500(request)
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,33 @@
+import json
+
+from django.test import Client
+
+
+def test_healthz_answers(db):
+    assert Client().get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_channel_layer_and_broker(db):
+    response = Client().get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"database", "channel_layer", "broker"}
+
+
+def test_readyz_reports_a_broken_dependency_with_503(db, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"].startswith("error")
+
+
+def test_metrics_are_prometheus_text_from_the_database(policies, make_agent):
+    writer = make_agent("w-1", "worker")
+    writer.client.put("/api/v1/memories/scratch:a/k/", json.dumps({"content": {}}), content_type="application/json")
+    response = Client().get("/metrics")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'memoryhub_agents{status="active"} 1.0' in text
+    assert "memoryhub_memories_live 1.0" in text
+    assert 'memoryhub_events_recent{type="memory.created"} 1.0' in text

@@ -1,0 +1,160 @@
+"""POST locks/: exclusive and shared, all or nothing, re-entrant, fencing tokens from the log."""
+
+import pytest
+
+from memoryhub.events.models import Event
+from memoryhub.locks.models import Lease, LeaseResource, LockResource
+
+from .conftest import error_of, lock, release
+
+pytestmark = pytest.mark.django_db
+
+
+def test_exclusive_lock_is_granted_with_the_seq_of_its_event_as_fencing_token(inventory):
+    response = lock(inventory, ["pricing-table"], ttl=30)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["resources"] == ["pricing-table"]
+    assert body["mode"] == "exclusive"
+    assert body["agent"] == "inventory-1"
+    assert body["expires_at"]
+    assert body["fencing_token"] == body["seq"]
+    event = Event.objects.get(seq=body["seq"])
+    assert event.type == "lock.acquired"
+    assert event.actor_id == "inventory-1"
+    assert event.resource == "pricing-table"
+    assert event.after["lease_id"] == body["id"]
+
+
+def test_second_exclusive_request_is_refused_with_the_holders(inventory, orders):
+    first = lock(inventory, ["pricing-table"]).json()
+    details = error_of(lock(orders, ["pricing-table"]), 409, "lock_held")
+    assert details["holders"] == [
+        {
+            "resource": "pricing-table",
+            "agent": "inventory-1",
+            "lease_id": first["id"],
+            "mode": "exclusive",
+            "expires_at": first["expires_at"],
+        }
+    ]
+    assert Lease.objects.filter(agent_id="orders-1").count() == 0
+
+
+def test_shared_locks_coexist_and_keep_an_exclusive_out(inventory, orders, docs):
+    assert lock(inventory, ["catalog"], mode="shared").status_code == 201
+    assert lock(orders, ["catalog"], mode="shared").status_code == 201
+    details = error_of(lock(docs, ["catalog"], mode="exclusive"), 409, "lock_held")
+    assert sorted(holder["agent"] for holder in details["holders"]) == ["inventory-1", "orders-1"]
+
+
+def test_an_exclusive_lock_keeps_shared_readers_out(inventory, orders):
+    assert lock(inventory, ["catalog"]).status_code == 201
+    error_of(lock(orders, ["catalog"], mode="shared"), 409, "lock_held")
+
+
+def test_several_resources_are_taken_all_or_nothing(inventory, orders):
+    assert lock(inventory, ["b"]).status_code == 201
+    details = error_of(lock(orders, ["a", "b"]), 409, "lock_held")
+    assert [holder["resource"] for holder in details["holders"]] == ["b"]
+    # Nothing of the refused request stays: `a` is free for anyone.
+    assert not LeaseResource.objects.filter(resource="a", active=True).exists()
+    assert lock(inventory, ["a"]).status_code == 201
+
+
+def test_resources_are_normalised_to_one_sorted_set(inventory):
+    body = lock(inventory, ["b", "a", "b"]).json()
+    assert body["resources"] == ["a", "b"]
+    assert Event.objects.get(seq=body["seq"]).resource == "a,b"
+
+
+def test_reacquiring_what_you_hold_reenters_the_same_lease(inventory, orders):
+    first = lock(inventory, ["ledger"], ttl=10).json()
+    again = lock(inventory, ["ledger"], ttl=60)
+    assert again.status_code == 201
+    second = again.json()
+    assert second["id"] == first["id"]
+    assert second["reentered"] is True
+    assert second["depth"] == 2
+    assert second["fencing_token"] == first["fencing_token"]
+    assert second["expires_at"] > first["expires_at"]
+    # An exclusive lease also covers a shared request for the same resources.
+    assert lock(inventory, ["ledger"], mode="shared").json()["depth"] == 3
+
+    for remaining in (2, 1):
+        body = release(inventory, first["id"]).json()
+        assert body["released"] is False and body["depth"] == remaining
+        error_of(lock(orders, ["ledger"]), 409, "lock_held")
+    assert release(inventory, first["id"]).json()["released"] is True
+    assert lock(orders, ["ledger"]).status_code == 201
+
+
+def test_fencing_tokens_rise_strictly_for_each_resource(inventory, orders):
+    tokens = []
+    for persona in (inventory, orders, inventory, orders):
+        body = lock(persona, ["memory:inventory:sku-9/count"]).json()
+        tokens.append(body["fencing_token"])
+        assert release(persona, body["id"]).status_code == 200
+    assert tokens == sorted(tokens) and len(set(tokens)) == 4
+
+
+def test_contention_counters_count_grants_and_refusals(inventory, orders, human):
+    lock(inventory, ["hot"])
+    lock(orders, ["hot"])
+    lock(orders, ["hot"])
+    row = LockResource.objects.get(name="hot")
+    assert (row.acquired_count, row.denied_count) == (1, 2)
+    results = human.get("/api/v1/locks/contention/").json()["results"]
+    hot = next(item for item in results if item["resource"] == "hot")
+    assert hot["acquired_count"] == 1 and hot["denied_count"] == 2 and hot["holders"] == 1
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"resources": [], "ttl_seconds": 10}, "resources"),
+        ({"resources": "a", "ttl_seconds": 10}, "resources"),
+        ({"resources": ["a b"], "ttl_seconds": 10}, "resources"),
+        ({"resources": ["a,b"], "ttl_seconds": 10}, "resources"),
+        ({"resources": ["a"], "ttl_seconds": 0}, "ttl_seconds"),
+        ({"resources": ["a"]}, "ttl_seconds"),
+        ({"resources": ["a"], "ttl_seconds": 10, "mode": "sideways"}, "mode"),
+        ({"resources": ["a"], "ttl_seconds": 10, "wait_seconds": 31}, "wait_seconds"),
+        ({"resources": ["a"], "ttl_seconds": 10, "agent": "someone-else"}, "agent"),
+    ],
+)
+def test_bad_lock_requests_are_400_with_the_field(inventory, body, field):
+    import json
+
+    response = inventory.client.post("/api/v1/locks/", json.dumps(body), content_type="application/json")
+    details = error_of(response, 400, "invalid")
+    assert field in details
+    assert not Lease.objects.exists()
+
+
+def test_humans_place_holds_rather_than_take_locks(human):
+    error_of(lock(human, ["pricing-table"]), 403, "forbidden")
+
+
+def test_locking_a_memory_needs_write_access_to_its_namespace(docs):
+    details = error_of(lock(docs, ["memory:inventory:sku-1/count"]), 403, "forbidden")
+    assert details["policy"]["pattern"] == "inventory:*"
+
+
+def test_an_unauthenticated_lock_request_is_401(db):
+    from rest_framework.test import APIClient
+
+    error_of(lock(APIClient(), ["a"]), 401, "unauthenticated")
+
+
+def test_list_shows_active_leases_by_resource_and_agent(inventory, orders):
+    mine = lock(inventory, ["a"]).json()
+    theirs = lock(orders, ["b"]).json()
+    everything = inventory.client.get("/api/v1/locks/").json()
+    assert [lease["id"] for lease in everything["results"]] == [mine["id"], theirs["id"]]
+    on_b = inventory.client.get("/api/v1/locks/?resource=b").json()["results"]
+    assert [lease["id"] for lease in on_b] == [theirs["id"]]
+    by_inventory = inventory.client.get("/api/v1/locks/?agent=inventory-1").json()["results"]
+    assert [lease["id"] for lease in by_inventory] == [mine["id"]]
+    assert inventory.client.get(f"/api/v1/locks/{theirs['id']}/").json()["agent"] == "orders-1"
+    error_of(inventory.client.get("/api/v1/locks/999999/"), 404, "not_found")

@@ -1,0 +1,83 @@
+"""Human holds: agents' lock requests and memory writes on a held resource answer 423 held."""
+
+import json
+
+import pytest
+
+from memoryhub.events.models import Event
+
+from .conftest import error_of, lock
+
+pytestmark = pytest.mark.django_db
+
+
+def place(client, resource, reason="checking the count"):
+    client = getattr(client, "client", client)
+    return client.post(
+        "/api/v1/holds/", json.dumps({"resource": resource, "reason": reason}), content_type="application/json"
+    )
+
+
+def test_a_hold_stops_agents_until_it_is_lifted(inventory, human):
+    response = place(human, "inventory:sku-1")
+    assert response.status_code == 201, response.content
+    hold = response.json()
+    placed = Event.objects.get(seq=hold["seq"])
+    assert (placed.type, placed.actor_kind, placed.namespace) == ("hold.placed", "human", "inventory:sku-1")
+
+    details = error_of(lock(inventory, ["memory:inventory:sku-1/count"]), 423, "held")
+    assert details["hold"] == "inventory:sku-1" and details["placed_by"] == "human:alice"
+    write = inventory.client.put(
+        "/api/v1/memories/inventory:sku-1/count/",
+        json.dumps({"content": {"units": 1}}),
+        content_type="application/json",
+        HTTP_X_FENCING_TOKEN="1",
+    )
+    error_of(write, 423, "held")
+
+    lifted = human.delete(
+        f"/api/v1/holds/{hold['id']}/", json.dumps({"reason": "all good"}), content_type="application/json"
+    )
+    assert lifted.status_code == 200
+    assert Event.objects.get(seq=lifted.json()["seq"]).type == "hold.lifted"
+    assert lock(inventory, ["memory:inventory:sku-1/count"]).status_code == 201
+
+
+def test_a_hold_on_a_lock_name_stops_that_lock_only(inventory, human):
+    place(human, "pricing-table")
+    error_of(lock(inventory, ["pricing-table", "other"]), 423, "held")
+    assert lock(inventory, ["other"]).status_code == 201
+
+
+def test_only_humans_place_and_lift_holds(inventory, human):
+    error_of(place(inventory, "inventory:sku-1"), 403, "forbidden")
+    hold = place(human, "inventory:sku-1").json()
+    error_of(inventory.client.delete(f"/api/v1/holds/{hold['id']}/"), 403, "forbidden")
+
+
+def test_one_hold_per_resource_and_lifting_twice_is_a_conflict(human):
+    hold = place(human, "inventory:sku-1").json()
+    error_of(place(human, "inventory:sku-1"), 409, "conflict")
+    assert human.delete(f"/api/v1/holds/{hold['id']}/").status_code == 200
+    error_of(human.delete(f"/api/v1/holds/{hold['id']}/"), 409, "conflict")
+    error_of(human.delete("/api/v1/holds/99999/"), 404, "not_found")
+    assert place(human, "inventory:sku-1").status_code == 201
+
+
+def test_agents_can_see_the_holds_in_place(inventory, human):
+    first = place(human, "inventory:sku-1").json()
+    second = place(human, "customer:acme").json()
+    human.delete(f"/api/v1/holds/{second['id']}/")
+    active = inventory.client.get("/api/v1/holds/").json()["results"]
+    assert [hold["id"] for hold in active] == [first["id"]]
+    everything = inventory.client.get("/api/v1/holds/?active=false").json()["results"]
+    assert {hold["id"] for hold in everything} == {first["id"], second["id"]}
+    covering = inventory.client.get("/api/v1/holds/?resource=memory:inventory:sku-1/count").json()["results"]
+    assert [hold["id"] for hold in covering] == [first["id"]]
+    assert inventory.client.get(f"/api/v1/holds/{first['id']}/").json()["active"] is True
+
+
+def test_a_bad_hold_is_400(human):
+    assert "resource" in error_of(place(human, "two words"), 400, "invalid")
+    response = human.post("/api/v1/holds/", json.dumps({"reason": "x"}), content_type="application/json")
+    assert "resource" in error_of(response, 400, "invalid")

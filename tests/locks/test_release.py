@@ -1,0 +1,92 @@
+"""DELETE locks/{id}/ and heartbeats: the holder, a human, nobody else."""
+
+import pytest
+
+from memoryhub.events.models import Event
+from memoryhub.locks.models import Lease, LeaseResource
+
+from .conftest import error_of, heartbeat, lapse, lock, release
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_holder_releases_and_the_resource_is_free_at_once(inventory, orders):
+    lease = lock(inventory, ["pricing-table"]).json()
+    response = release(inventory, lease["id"], reason="done")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["released"] is True and body["active"] is False
+    assert body["release_reason"] == "released"
+    event = Event.objects.get(seq=body["seq"])
+    assert (event.type, event.actor_id, event.reason) == ("lock.released", "inventory-1", "done")
+    assert lock(orders, ["pricing-table"]).status_code == 201
+
+
+def test_another_agent_may_not_release_a_lease(inventory, orders):
+    lease = lock(inventory, ["pricing-table"]).json()
+    error_of(release(orders, lease["id"]), 403, "forbidden")
+    assert Lease.objects.get(id=lease["id"]).released_at is None
+
+
+def test_releasing_an_unknown_lease_is_404(inventory):
+    error_of(release(inventory, 424242), 404, "not_found")
+
+
+def test_a_human_force_releases_with_a_reason(inventory, orders, human):
+    lease = lock(inventory, ["pricing-table"]).json()
+    lock(inventory, ["pricing-table"])  # depth 2: a force-release ignores depth
+    response = release(human, lease["id"], reason="agent crashed")
+    assert response.status_code == 200, response.content
+    event = Event.objects.get(seq=response.json()["seq"])
+    assert (event.type, event.actor_kind, event.reason) == ("lock.force_released", "human", "agent crashed")
+    assert "agent:inventory-1" in event.audience
+    assert not LeaseResource.objects.filter(lease_id=lease["id"], active=True).exists()
+    assert lock(orders, ["pricing-table"]).status_code == 201
+
+
+def test_releasing_twice_says_the_lease_is_gone(inventory):
+    lease = lock(inventory, ["pricing-table"]).json()
+    release(inventory, lease["id"])
+    details = error_of(release(inventory, lease["id"]), 409, "lease_expired")
+    assert details["release_reason"] == "released"
+
+
+def test_releasing_a_lapsed_lease_tells_the_holder_and_records_the_expiry(inventory):
+    lease = lock(inventory, ["pricing-table"]).json()
+    lapse(lease["id"])
+    details = error_of(release(inventory, lease["id"]), 409, "lease_expired")
+    assert details["release_reason"] == "expired"
+    assert Event.objects.filter(type="lock.expired", actor_kind="system").count() == 1
+
+
+def test_heartbeat_extends_the_lease_without_an_event(inventory):
+    lease = lock(inventory, ["pricing-table"], ttl=5).json()
+    events = Event.objects.count()
+    response = heartbeat(inventory, lease["id"], ttl_seconds=120)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["expires_at"] > lease["expires_at"]
+    assert body["heartbeat_at"] and body["seq"] is None
+    assert Event.objects.count() == events
+    # Without a ttl the lease's own is used again.
+    assert heartbeat(inventory, lease["id"]).status_code == 200
+
+
+def test_only_the_holder_heartbeats(inventory, orders, human):
+    lease = lock(inventory, ["pricing-table"]).json()
+    error_of(heartbeat(orders, lease["id"]), 403, "forbidden")
+    error_of(heartbeat(human, lease["id"]), 403, "forbidden")
+
+
+def test_a_heartbeat_after_the_lease_lapsed_is_409_lease_expired(inventory, orders):
+    lease = lock(inventory, ["pricing-table"], ttl=5).json()
+    lapse(lease["id"])
+    details = error_of(heartbeat(inventory, lease["id"], ttl_seconds=30), 409, "lease_expired")
+    assert details["lease_id"] == lease["id"]
+    # Too late to revive it: the resource is free for the next agent.
+    assert lock(orders, ["pricing-table"]).status_code == 201
+
+
+def test_a_bad_heartbeat_ttl_is_400(inventory):
+    lease = lock(inventory, ["pricing-table"]).json()
+    assert "ttl_seconds" in error_of(heartbeat(inventory, lease["id"], ttl_seconds=0), 400, "invalid")

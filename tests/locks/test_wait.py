@@ -1,0 +1,184 @@
+"""wait_seconds: a waiter sleeps until a release commits (or the first blocking lease is due to
+expire, or its deadline), without polling the database, and answers 409 after the deadline."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from memoryhub.locks.models import LockResource, LockWait
+from memoryhub.locks.waiting import CHANNEL, _parse_payload, notifier
+
+from .conftest import error_of, lock, release, run_threads
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def client_for(persona) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {persona.token}")
+    return client
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "with-idempotency-key"])
+def test_a_waiter_wakes_promptly_when_the_holder_releases(inventory, orders, idempotent):
+    held = lock(inventory, ["pricing-table"], ttl=60).json()
+    outcome = {}
+
+    def waiter(_: int) -> None:
+        started = time.monotonic()
+        response = lock(client_for(orders), ["pricing-table"], ttl=30, wait=20, key="w-1" if idempotent else None)
+        outcome["response"] = response
+        outcome["done"] = time.monotonic()
+        outcome["took"] = outcome["done"] - started
+
+    thread = threading.Thread(target=lambda: run_threads(waiter, 1))
+    thread.start()
+    wait_until(lambda: LockWait.objects.filter(agent_id="orders-1", ended_at=None).exists())
+    waiting = inventory.client.get("/api/v1/locks/?resource=pricing-table").json()["waiting"]
+    assert [(w["agent"], w["blocked_by"]) for w in waiting] == [("orders-1", [held["id"]])]
+
+    released_at = time.monotonic()
+    assert release(inventory, held["id"]).status_code == 200
+    thread.join(30)
+
+    response = outcome["response"]
+    assert response.status_code == 201, response.content
+    assert outcome["done"] - released_at < 2.0  # woken by the release, far before the 20 s deadline
+    assert response.json()["waited_ms"] > 0
+    wait = LockWait.objects.get(agent_id="orders-1")
+    assert (wait.outcome, wait.lease_id) == ("granted", response.json()["id"])
+    row = LockResource.objects.get(name="pricing-table")
+    assert (row.acquired_count, row.waited_count, row.denied_count) == (2, 1, 0)
+    if idempotent:  # a retry of the same request replays the grant, it does not re-enter
+        replay = lock(orders, ["pricing-table"], ttl=30, wait=20, key="w-1")
+        assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+        assert replay.json()["id"] == response.json()["id"] and replay.json()["depth"] == 1
+
+
+def test_a_waiter_gets_409_after_its_deadline_when_nothing_is_released(inventory, orders):
+    held = lock(inventory, ["pricing-table"], ttl=60).json()
+    started = time.monotonic()
+    response = lock(orders, ["pricing-table"], wait=1)
+    took = time.monotonic() - started
+    details = error_of(response, 409, "lock_held")
+    assert 1.0 <= took < 3.0
+    assert details["holders"][0]["lease_id"] == held["id"]
+    assert details["waited_ms"] >= 1000
+    wait = LockWait.objects.get(agent_id="orders-1")
+    assert wait.outcome == "timeout" and wait.ended_at is not None
+    row = LockResource.objects.get(name="pricing-table")
+    assert (row.waited_count, row.denied_count) == (1, 1)
+
+
+def test_a_waiter_takes_over_when_the_blocking_lease_expires(inventory, orders):
+    # The holder crashed: nobody will release, but its 1 s lease runs out and the waiter wakes then.
+    held = lock(inventory, ["pricing-table"], ttl=1).json()
+    started = time.monotonic()
+    response = lock(orders, ["pricing-table"], wait=10)
+    took = time.monotonic() - started
+    assert response.status_code == 201, response.content
+    assert took < 3.0
+    assert response.json()["fencing_token"] > held["fencing_token"]
+
+
+def test_waiting_on_a_resource_is_not_disturbed_by_releases_of_others(inventory, orders):
+    lock(inventory, ["x"], ttl=60)
+    other = lock(inventory, ["y"], ttl=60).json()
+    subscription = notifier.subscribe(["x"])
+    try:
+        subscription.clear()
+        release(inventory, other["id"])
+        assert subscription.wait(0.2) is False
+    finally:
+        notifier.unsubscribe(subscription)
+
+
+def test_a_release_in_another_process_wakes_waiters_through_listen_notify(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite waiters re-check every second")
+    import psycopg
+
+    subscription = notifier.subscribe(["pricing-table"])
+    try:
+        assert notifier.listening.wait(5)
+        subscription.clear()
+        settings_dict = connection.settings_dict
+        # Another server process releasing: a separate connection, NOTIFY sent at its commit.
+        with psycopg.connect(
+            dbname=settings_dict["NAME"],
+            user=settings_dict["USER"] or None,
+            host=settings_dict["HOST"] or None,
+            port=settings_dict["PORT"] or None,
+            autocommit=True,
+        ) as other:
+            other.execute("SELECT pg_notify(%s, %s)", [CHANNEL, '["pricing-table"]'])
+        assert subscription.wait(5) is True
+    finally:
+        notifier.unsubscribe(subscription)
+
+
+def test_open_waits_past_their_deadline_are_not_listed(inventory, orders):
+    now = timezone.now()
+    LockWait.objects.create(
+        agent=orders.agent,
+        mode="exclusive",
+        resources=["a"],
+        started_at=now - timedelta(seconds=60),
+        expected_until=now - timedelta(seconds=50),
+        deadline=now - timedelta(seconds=30),
+    )
+    assert inventory.client.get("/api/v1/locks/").json()["waiting"] == []
+
+
+def test_a_hold_placed_while_an_agent_waits_refuses_it_with_423(inventory, orders, human):
+    lock(inventory, ["pricing-table"], ttl=60)
+    outcome = {}
+
+    def waiter(_: int) -> None:
+        outcome["response"] = lock(client_for(orders), ["pricing-table"], ttl=30, wait=20)
+
+    thread = threading.Thread(target=lambda: run_threads(waiter, 1))
+    thread.start()
+    wait_until(lambda: LockWait.objects.filter(agent_id="orders-1", ended_at=None).exists())
+    placed = time.monotonic()
+    response = human.post("/api/v1/holds/", {"resource": "pricing-table", "reason": "price audit"}, format="json")
+    assert response.status_code == 201
+    thread.join(30)
+    assert time.monotonic() - placed < 5
+    error_of(outcome["response"], 423, "held")
+    assert LockWait.objects.get(agent_id="orders-1").outcome == "refused"
+
+
+def test_a_release_tells_other_processes_which_resources_it_freed(inventory, orders):
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite waiters re-check every second")
+    import psycopg
+
+    lease = lock(inventory, ["pricing-table", "catalog"]).json()
+    settings_dict = connection.settings_dict
+    # Another server process listening, as its waiters' listener thread does.
+    with psycopg.connect(
+        dbname=settings_dict["NAME"],
+        user=settings_dict["USER"] or None,
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        autocommit=True,
+    ) as other:
+        other.execute(f"LISTEN {CHANNEL}")
+        error_of(release(orders, lease["id"]), 403, "forbidden")  # not released: nothing announced
+        assert release(inventory, lease["id"]).status_code == 200
+        notes = [_parse_payload(note.payload) for note in other.notifies(timeout=5, stop_after=1)]
+        notes += [_parse_payload(note.payload) for note in other.notifies(timeout=0.3)]
+    assert notes == [frozenset({"pricing-table", "catalog"})]
