@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,13 +68,17 @@ def server(*, kind: str = "daphne", env: dict[str, str] | None = None, port: int
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "memoryhub.asgi:application"]
     else:
         command = [sys.executable, "-m", "gunicorn", "memoryhub.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2"]
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # The server's output goes to a file, not a pipe: nobody reads a pipe while tests run, and a full
+    # pipe would block the server on its next log line.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{kind} exited: {process.stdout.read().decode(errors='replace')}")
+                log.seek(0)
+                raise RuntimeError(f"{kind} exited: {log.read().decode(errors='replace')}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
@@ -89,3 +94,4 @@ def server(*, kind: str = "daphne", env: dict[str, str] | None = None, port: int
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
