@@ -4,6 +4,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from memoryhub.errors import AgentSuspended
+from memoryhub.locks.selectors import ANY_HOLD_COLUMN, note_holds
 from policies.selectors import POSITION_COLUMNS, note_position
 
 from .models import Agent, token_digest
@@ -16,9 +17,10 @@ class AgentSuspendedFailed(exceptions.PermissionDenied):
 
 
 # Every request runs this: one indexed join, written out so no ORM query is compiled per request.
-# It also reads the position of the newest policy change, which policy_set() then needs not ask for.
+# It also reads the position of the newest policy change, which policy_set() then needs not ask for,
+# and whether any hold is in place, which the request's hold checks then need not ask while none is.
 _AGENT_FOR_TOKEN = f"""
-    SELECT a.id, a.role, a.status, a.last_seen_at, {POSITION_COLUMNS}
+    SELECT a.id, a.role, a.status, a.last_seen_at, {POSITION_COLUMNS}, {ANY_HOLD_COLUMN}
     FROM agents_agenttoken t JOIN agents_agent a ON a.id = t.agent_id
     WHERE t.digest = %s AND t.revoked_at IS NULL
 """
@@ -29,6 +31,7 @@ def agent_for_token(token: str) -> Agent | None:
     caller's to check."""
     for agent in Agent.objects.raw(_AGENT_FOR_TOKEN, [token_digest(token)]):
         note_position(getattr(agent, "policy_seq", None), getattr(agent, "policy_at", None))
+        note_holds(getattr(agent, "any_hold", None))
         return agent
     return None
 

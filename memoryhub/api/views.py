@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from memoryhub.actors import Actor, actor_from_request
 from memoryhub.errors import Conflict, IdempotencyKeyReused, Invalid
 from memoryhub.events.services import idempotency_scope
+from memoryhub.locks.selectors import holds_scope
 from policies.selectors import request_scope
 
 from .models import IdempotencyRecord
@@ -49,7 +50,7 @@ class HubView(APIView):
         return actor_from_request(self.request)
 
     def dispatch(self, request, *args, **kwargs):
-        with request_scope():
+        with request_scope(), holds_scope():
             return self._dispatch(request, *args, **kwargs)
 
     def _dispatch(self, request, *args, **kwargs):

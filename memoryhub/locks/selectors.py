@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextvars
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +24,32 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+# Holds are rare, and every memory write by an agent asks for one: the token lookup that starts each
+# REST request also reads whether any hold is in place (ANY_HOLD_COLUMN), and when none was, the
+# request's hold checks need no query. (Outside a request scope: None, ask.)
+ANY_HOLD_COLUMN = "EXISTS (SELECT 1 FROM locks_hold WHERE lifted_at IS NULL) AS any_hold"
+_holds_at_start: contextvars.ContextVar[bool | None] = contextvars.ContextVar("holds_at_start", default=None)
+
+
+@contextmanager
+def holds_scope() -> Iterator[None]:
+    token = _holds_at_start.set(None)
+    try:
+        yield
+    finally:
+        _holds_at_start.reset(token)
+
+
+def note_holds(any_hold: bool | None) -> None:
+    if any_hold is not None:
+        _holds_at_start.set(bool(any_hold))
+
+
 def active_hold(resources: Iterable[str]) -> Hold | None:
     """The human hold on any of these resource names, if one is in place. (Asked on every memory write
     by an agent: written out, see `sql`.)"""
+    if _holds_at_start.get() is False:
+        return None
     names = sorted(set(resources))
     holds = sql.instances(
         Hold,

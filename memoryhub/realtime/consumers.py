@@ -28,8 +28,9 @@ from memoryhub.agents.authentication import agent_for_token
 from memoryhub.events.models import Event
 from memoryhub.events.publisher import GROUP, event_frame, event_meta
 from memoryhub.events.visibility import EventFilter
+from memoryhub.locks.selectors import holds_scope
 from policies.decide import decide_read, glob_match
-from policies.selectors import policy_set
+from policies.selectors import policy_set, request_scope
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -44,7 +45,10 @@ def _authenticate(scope) -> tuple[Actor | None, int]:
     raw = headers.get(b"authorization", b"").decode("latin1")
     scheme, _, token = raw.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        agent = agent_for_token(token.strip())
+        # The scopes keep what the token lookup notes for a request (policy position, holds) from
+        # outliving this call: the socket lives on and must see later changes.
+        with request_scope(), holds_scope():
+            agent = agent_for_token(token.strip())
         if agent is None:
             return None, CLOSE_UNAUTHENTICATED
         if agent.is_suspended:

@@ -81,3 +81,22 @@ def test_a_bad_hold_is_400(human):
     assert "resource" in error_of(place(human, "two words"), 400, "invalid")
     response = human.post("/api/v1/holds/", json.dumps({"reason": "x"}), content_type="application/json")
     assert "resource" in error_of(response, 400, "invalid")
+
+
+def test_while_no_hold_is_in_place_writes_do_not_ask_for_one(inventory, human):
+    """The token lookup reads whether any hold exists; with none, a memory write skips the hold
+    query. Once a hold is placed, the next request asks again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def hold_queries(key: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = inventory.client.put(
+                f"/api/v1/memories/counter:stock/{key}/", {"content": {"n": 1}}, content_type="application/json"
+            )
+        assert response.status_code == 201, response.content
+        return sum("locks_hold WHERE lifted_at IS NULL AND resource IN" in q["sql"] for q in queries.captured_queries)
+
+    assert hold_queries("a") == 0
+    place(human, "pricing-table")
+    assert hold_queries("b") == 1

@@ -228,3 +228,27 @@ async def test_an_entry_sent_to_my_role_is_pushed_live_as_a_context_frame(agents
     assert await nothing_more(outsider)  # not addressed to docs, and inbox:* is readable by lead only
     for communicator in (mine, colleague, outsider):
         await communicator.disconnect()
+
+
+async def test_a_policy_change_applies_to_an_open_socket(agents):
+    """The socket's reader rights follow a policy change at once: what the token lookup noted when
+    the socket opened (the policy log position) must not pin the socket to the old policies."""
+    from policies.selectors import policy_set
+    from policies.services import policies_apply
+    from tests.conftest import TEST_POLICIES
+
+    docs, sales = agents["docs"], agents["sales"]
+    communicator, _ = await connect(docs.token)
+    await database_sync_to_async(policy_set)()  # the process caches the policies as they are now
+    widened = {
+        **TEST_POLICIES,
+        "namespaces": [
+            {**rule, "readers": [*rule["readers"], "docs"]} if rule["pattern"] == "customer:*" else rule
+            for rule in TEST_POLICIES["namespaces"]
+        ],
+    }
+    await database_sync_to_async(policies_apply)(actor=SYSTEM, document=widened)
+    await write(actor=sales.actor, namespace="customer:acme", key="a", content={"n": 1})
+    (frame,) = await frames(communicator, 1)
+    assert frame["event"]["resource"] == "customer:acme/a"
+    await communicator.disconnect()
