@@ -63,33 +63,36 @@ def _next_seqs(count: int) -> int:
 def events_append(*, actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
     if not connection.in_atomic_block:
         raise RuntimeError("events must be appended inside the transaction of the change they record")
-    last = _next_seqs(len(events))
-    # Taken after the sequence lock, so `at` never goes backwards as seq goes forwards.
-    now = timezone.now()
     key = _idempotency_key.get()
-    rows = []
-    for offset, new in enumerate(events):
-        who = new.actor or actor
-        rows.append(
-            Event(
-                seq=last - len(events) + 1 + offset,
-                type=new.type,
-                at=now,
-                actor_kind=who.kind,
-                actor_id=who.id,
-                actor_role=who.role,
-                namespace=new.namespace,
-                resource=new.resource,
-                version=new.version,
-                summary=new.summary[:500],
-                before=new.before,
-                after=new.after,
-                reason=new.reason,
-                idempotency_key=key,
-                audience=new.audience,
-            )
+    rows = [
+        Event(
+            type=new.type,
+            actor_kind=(new.actor or actor).kind,
+            actor_id=(new.actor or actor).id,
+            actor_role=(new.actor or actor).role,
+            namespace=new.namespace,
+            resource=new.resource,
+            version=new.version,
+            summary=new.summary[:500],
+            before=new.before,
+            after=new.after,
+            reason=new.reason,
+            idempotency_key=key,
+            audience=new.audience,
         )
-    _insert(rows)
+        for new in events
+    ]
+    if connection.vendor == "postgresql":
+        _numbered_insert(rows)
+    else:
+        last = _next_seqs(len(rows))
+        # Taken after the sequence lock, so `at` never goes backwards as seq goes forwards.
+        now = timezone.now()
+        for offset, row in enumerate(rows):
+            row.seq, row.at = last - len(rows) + 1 + offset, now
+        _insert(rows)
+    for row in rows:
+        row._state.adding = False  # they are stored now; Event.save() refuses to update them
     transaction.on_commit(lambda: publish_events(rows))
     return rows
 
@@ -112,44 +115,77 @@ _COLUMNS = (
     "audience",
 )
 _JSON_COLUMNS = {"before", "after", "audience"}
+# What each written column is cast to in the PostgreSQL statement's VALUES list (whose literals would
+# otherwise all be text).
+_PG_TYPES = {"version": "integer", "before": "jsonb", "after": "jsonb", "audience": "jsonb"}
 
 
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, cls=DjangoJSONEncoder)
 
 
+def _values(row: Event) -> list[Any]:
+    """The row's values for every column after `seq` and `at`."""
+    return [
+        row.type,
+        row.actor_kind,
+        row.actor_id,
+        row.actor_role,
+        row.namespace,
+        row.resource,
+        row.version,
+        row.summary,
+        _json(row.before),
+        _json(row.after),
+        row.reason,
+        row.idempotency_key,
+        _json(row.audience),
+    ]
+
+
+_WRITTEN = [column for column in _COLUMNS if column not in ("seq", "at")]
+_PG_ROW = "(%s, " + ", ".join(f"%s::{_PG_TYPES.get(c, 'text')}" for c in _WRITTEN) + ")"
+
+
+def _numbered_insert(rows: list[Event]) -> None:
+    """PostgreSQL: reserve the seqs and insert the events in one statement, one round trip. The
+    sequence row stays locked until commit, so events commit in seq order; `at` is read once the lock
+    is held, so it never goes backwards as seq goes forwards."""
+    count = len(rows)
+    params: list[Any] = [count]
+    for offset, row in enumerate(rows, start=1):
+        params += [offset, *_values(row)]
+    sql = (
+        "WITH s AS (UPDATE events_eventsequence SET last = last + %s WHERE id = 1"
+        " RETURNING last, clock_timestamp() AS at)"
+        f" INSERT INTO events_event (seq, at, {', '.join(_WRITTEN)})"
+        f" SELECT s.last - {count} + v.i, s.at, {', '.join(f'v.{c}' for c in _WRITTEN)}"
+        f" FROM s, (VALUES {', '.join([_PG_ROW] * count)}) AS v(i, {', '.join(_WRITTEN)})"
+        " ORDER BY v.i RETURNING seq, at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        stored = sorted(cursor.fetchall())
+    if not stored:
+        _next_seqs(0)  # the sequence row is missing (a flushed test database): restore it, go again
+        return _numbered_insert(rows)
+    for row, (seq, at) in zip(rows, stored, strict=True):
+        row.seq, row.at = seq, at
+
+
 def _insert(rows: list[Event]) -> None:
     """INSERT the events in one hand-written statement: every write of the hub ends here, and the
     ORM's bulk_create costs about as much Python again as the round trip (measured), while this
     transaction holds the sequence row lock that every other writer waits for."""
-    cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    placeholder = "(" + ", ".join(f"%s{cast}" if c in _JSON_COLUMNS else "%s" for c in _COLUMNS) + ")"
+    placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     at = connection.ops.adapt_datetimefield_value(rows[0].at)
     params: list[Any] = []
     for row in rows:
-        params += [
-            row.seq,
-            row.type,
-            at,
-            row.actor_kind,
-            row.actor_id,
-            row.actor_role,
-            row.namespace,
-            row.resource,
-            row.version,
-            row.summary,
-            _json(row.before),
-            _json(row.after),
-            row.reason,
-            row.idempotency_key,
-            _json(row.audience),
-        ]
+        params += [row.seq, row.type, at, *_values(row)[1:]]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO events_event ({', '.join(_COLUMNS)}) VALUES {', '.join([placeholder] * len(rows))}", params
         )
-    for row in rows:
-        row._state.adding = False  # they are stored now; Event.save() refuses to update them
 
 
 def event_append(*, actor: Actor, type: str, **fields: Any) -> Event:
