@@ -39,7 +39,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-## make bench: the benchmarks against PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/memoryhub_bench)
+## make bench: the benchmarks against PostgreSQL (MEMORYHUB_BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/memoryhub_bench; dropped and recreated) and Redis (MEMORYHUB_BENCH_REDIS_URL, default db 9; flushed)
 bench: install
 	$(PY) -m tests.bench.run
 

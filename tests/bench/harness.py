@@ -136,6 +136,9 @@ def reset_database(config: BenchConfig) -> None:
     from . import floor
 
     connections.close_all()
+    for connection in connections.all():
+        if hasattr(connection, "close_pool"):  # pooled connections would outlive the dropped database
+            connection.close_pool()
     name = config.database_name
     with psycopg.connect(_admin_dsn(config), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
