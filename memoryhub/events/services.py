@@ -114,7 +114,6 @@ _COLUMNS = (
     "idempotency_key",
     "audience",
 )
-_JSON_COLUMNS = {"before", "after", "audience"}
 # What each written column is cast to in the PostgreSQL statement's VALUES list (whose literals would
 # otherwise all be text).
 _PG_TYPES = {"version": "integer", "before": "jsonb", "after": "jsonb", "audience": "jsonb"}
