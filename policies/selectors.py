@@ -37,14 +37,18 @@ POSITION_SQL = _NEWEST.format("seq, at")
 POSITION_COLUMNS = f"({_NEWEST.format('seq')}) AS policy_seq, ({_NEWEST.format('at')}) AS policy_at"
 
 
-def _policy_log_position() -> tuple | None:
+# The position while no policy was ever changed (no policy.changed event): a position like any other.
+NO_CHANGE_YET = (0, None)
+
+
+def _policy_log_position() -> tuple:
     known = _request_position.get()
     if known is not None:
         return known
     with connection.cursor() as cursor:
         cursor.execute(POSITION_SQL)
         row = cursor.fetchone()
-    return tuple(row) if row else None
+    return tuple(row) if row else NO_CHANGE_YET
 
 
 @contextmanager
@@ -59,8 +63,7 @@ def request_scope() -> Iterator[None]:
 
 
 def note_position(seq, at) -> None:
-    if seq is not None:
-        _request_position.set((seq, at))
+    _request_position.set((seq, at) if seq is not None else NO_CHANGE_YET)
 
 
 def _load() -> PolicySet:
@@ -84,11 +87,10 @@ def policy_set(*, fields: bool = False, deference: bool = False) -> PolicySet:
     tables on every request."""
     global _cached
     position = _policy_log_position()
-    if position is not None and _cached is not None and _cached[0] == position:
+    if _cached is not None and _cached[0] == position:
         return _cached[1]
     loaded = _load()
-    if position is not None:
-        _cached = (position, loaded)
+    _cached = (position, loaded)
     return loaded
 
 
