@@ -8,8 +8,9 @@ agent's Lease rows, and never a LockResource row.
 An acquisition is all or nothing and happens in ONE transaction: lapsed leases on the requested
 resources are expired there (a lapsed lease is free at once), conflicts are checked under the
 resource row locks, and the grant, its counters and its `lock.acquired` event commit together. The
-fencing token is the seq of that event: seqs only grow, and the next grant on a resource can only
-commit after this one, so tokens rise strictly per resource.
+fencing token is the lease's id, drawn when the grant is inserted under the resource row locks: ids
+only grow, and the next grant on a resource can only draw its id after this one commits, so tokens
+rise strictly per resource.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def _lease_state(lease: Lease) -> dict[str, Any]:
         "mode": lease.mode,
         "resources": lease.resources,
         "depth": lease.depth,
+        "fencing_token": lease.fencing_token,
         "ttl_seconds": lease.ttl_seconds,
         "expires_at": iso(lease.expires_at),
     }
@@ -371,7 +373,7 @@ def _grant(request: LockRequest, *, now: datetime, expired: list[NewEvent]) -> L
     counters = "acquired_count = acquired_count + 1"
     if request.wait_id:
         counters += f", waited_count = waited_count + 1, wait_ms_total = wait_ms_total + {int(waited_ms)}"
-    lease.id = _insert_lease(lease, counters=counters)
+    lease.id = lease.fencing_token = _insert_lease(lease, counters=counters)
     if request.wait_id:
         LockWait.objects.filter(id=request.wait_id).update(ended_at=now, outcome="granted", lease=lease)
     acquired = NewEvent(
@@ -382,23 +384,15 @@ def _grant(request: LockRequest, *, now: datetime, expired: list[NewEvent]) -> L
         audience=[f"agent:{actor.id}"],
     )
     event = events_append(actor=actor, events=[*expired, acquired])[-1]
-    # The fencing token IS the seq of the grant's event, known only once it is appended. So this is
-    # the one statement after the append (which holds the event-sequence row until commit): a bare
-    # primary-key update.
-    lease.fencing_token = event.seq
-    sql.execute("UPDATE locks_lease SET fencing_token = %s WHERE id = %s", [event.seq, lease.id])
     return LockGrant(lease=lease, seq=event.seq, waited_ms=waited_ms)
 
 
 def _insert_lease(lease: Lease, *, counters: str) -> int:
-    """Write a granted lease: its row, one LeaseResource row per resource (the partial unique index
-    "one_exclusive_holder" backs the conflict check in the database) and the resources' counters.
-    Returns the lease id. The caller holds the resource rows."""
+    """Write a granted lease: its row, with its id as its fencing token, one LeaseResource row per
+    resource (the partial unique index "one_exclusive_holder" backs the conflict check in the
+    database) and the resources' counters. Returns the lease id. The caller holds the resource rows."""
     names = lease.resources
-    insert_lease = (
-        "INSERT INTO locks_lease (agent_id, mode, resources, fencing_token, ttl_seconds, depth, acquired_at,"
-        " expires_at, release_reason) VALUES (%s, %s, %s, 0, %s, 1, %s, %s, '') RETURNING id"
-    )
+    columns = "agent_id, mode, resources, ttl_seconds, depth, acquired_at, expires_at, release_reason"
     lease_params = [
         lease.agent_id,
         lease.mode,
@@ -410,10 +404,12 @@ def _insert_lease(lease: Lease, *, counters: str) -> int:
     count = f"UPDATE locks_lockresource SET {counters} WHERE name IN ({sql.placeholders(names)})"
     held_rows = ", ".join(["(%s)"] * len(names))
     if connection.vendor == "postgresql":
-        # The three writes in one statement (one round trip): data-modifying CTEs all run, the
-        # resource rows get the new lease's id through RETURNING.
+        # The writes in one statement (one round trip): the id is drawn once and is also the fencing
+        # token; data-modifying CTEs all run, the resource rows get the id through RETURNING.
         ((lease_id,),) = sql.fetch(
-            f"WITH lease AS ({insert_lease}),"
+            "WITH n AS (SELECT nextval(pg_get_serial_sequence('locks_lease', 'id')) AS id),"
+            f" lease AS (INSERT INTO locks_lease (id, fencing_token, {columns})"
+            " SELECT n.id, n.id, %s, %s, %s::jsonb, %s, 1, %s, %s, '' FROM n RETURNING id),"
             " held AS (INSERT INTO locks_leaseresource (lease_id, resource, mode, active)"
             f" SELECT lease.id, v.column1, %s, true FROM lease, (VALUES {held_rows}) AS v),"
             f" counted AS ({count})"
@@ -421,7 +417,11 @@ def _insert_lease(lease: Lease, *, counters: str) -> int:
             [*lease_params, lease.mode, *names, *names],
         )
         return lease_id
-    ((lease_id,),) = sql.fetch(insert_lease, lease_params)
+    ((lease_id,),) = sql.fetch(
+        f"INSERT INTO locks_lease (fencing_token, {columns}) VALUES (0, %s, %s, %s, %s, 1, %s, %s, '') RETURNING id",
+        lease_params,
+    )
+    sql.execute("UPDATE locks_lease SET fencing_token = id WHERE id = %s", [lease_id])
     sql.execute(
         "INSERT INTO locks_leaseresource (lease_id, resource, mode, active)"
         f" SELECT %s, v.column1, %s, true FROM (VALUES {held_rows}) AS v",

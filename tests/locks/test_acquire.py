@@ -1,4 +1,4 @@
-"""POST locks/: exclusive and shared, all or nothing, re-entrant, fencing tokens from the log."""
+"""POST locks/: exclusive and shared, all or nothing, re-entrant, fencing tokens rising per resource."""
 
 import pytest
 
@@ -10,7 +10,7 @@ from .conftest import error_of, lock, release
 pytestmark = pytest.mark.django_db
 
 
-def test_exclusive_lock_is_granted_with_the_seq_of_its_event_as_fencing_token(inventory):
+def test_exclusive_lock_is_granted_with_a_fencing_token_and_an_event(inventory):
     response = lock(inventory, ["pricing-table"], ttl=30)
     assert response.status_code == 201, response.content
     body = response.json()
@@ -18,7 +18,7 @@ def test_exclusive_lock_is_granted_with_the_seq_of_its_event_as_fencing_token(in
     assert body["mode"] == "exclusive"
     assert body["agent"] == "inventory-1"
     assert body["expires_at"]
-    assert body["fencing_token"] == body["seq"]
+    assert body["fencing_token"] == body["id"]
     event = Event.objects.get(seq=body["seq"])
     assert event.type == "lock.acquired"
     assert event.actor_id == "inventory-1"

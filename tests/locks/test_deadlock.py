@@ -52,9 +52,10 @@ def test_opposite_order_lockers_never_deadlock_and_never_overlap(policies, make_
         if event.type == "lock.acquired":
             assert holder is None, f"lease {event.after['lease_id']} granted while {holder} held"
             holder = event.after["lease_id"]
-            tokens.append(event.seq)
+            tokens.append(event.after["fencing_token"])
         else:
             assert holder == event.after["lease_id"]
             holder = None
     assert len(tokens) == 2 * ITERATIONS
+    assert tokens == sorted(set(tokens))  # strictly rising
     assert [lease.fencing_token for lease in leases.order_by("id")] == tokens
