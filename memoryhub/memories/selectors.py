@@ -60,12 +60,13 @@ def _check_readable(actor: Actor, namespace: str, key: str, policies: PolicySet 
         raise NotFound(f"no memory {namespace}/{key}")
 
 
-def fetch_memory(namespace: str, key: str, *, for_update: bool = False) -> Memory | None:
+def fetch_memory(namespace: str, key: str, *, for_update: bool = False, skip_locked: bool = False) -> Memory | None:
     """The row at (namespace, key), tombstones included. The hub's hottest query, written out (a
-    unique-index lookup) so no ORM query is compiled for it on every request."""
+    unique-index lookup) so no ORM query is compiled for it on every request. `skip_locked` (with
+    `for_update`): None also when another transaction holds the row."""
     sql = 'SELECT * FROM memories_memory WHERE namespace = %s AND "key" = %s'
     if for_update and connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
+        sql += " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
     for memory in Memory.objects.raw(sql, [namespace, key]):
         return memory
     return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -152,6 +152,36 @@ def _write(
     raise AssertionError("unreachable")
 
 
+def _lock_memory(namespace: str, key: str, *, if_match: int | None, if_none_match: bool) -> Memory | None:
+    """The memory's row, locked. A conditional write that is already stale fails without queueing
+    for the lock: when another writer holds the row, the committed version decides — versions only
+    grow, so an If-Match that does not match it never will (and on a hot key the losers would
+    otherwise each take their turn on the row before the next winner's)."""
+    if connection.features.has_select_for_update and (if_match is not None or if_none_match):
+        memory = fetch_memory(namespace, key, for_update=True, skip_locked=True)
+        if memory is not None:
+            return memory
+        committed = fetch_memory(namespace, key)  # absent, or locked by another writer right now
+        live = committed if _is_live(committed, timezone.now()) else None
+        stale = (if_none_match and live is not None) or (
+            if_match is not None and (live is None or live.version != if_match)
+        )
+        if committed is not None and stale:
+            _raise_conflict(namespace, key, live, if_match=if_match)
+    return fetch_memory(namespace, key, for_update=True)
+
+
+def _raise_conflict(namespace: str, key: str, live: Memory | None, *, if_match: int | None) -> NoReturn:
+    current = memory_to_dict(live) if live is not None else None
+    resource = f"{namespace}/{key}"
+    if if_match is None:
+        raise VersionConflict(f"{resource} already exists", current=current)
+    raise VersionConflict(
+        f"{resource} is at version {live.version if live is not None else 'none'}, not {if_match}",
+        current=current,
+    )
+
+
 def _write_locked(
     *,
     actor,
@@ -171,22 +201,17 @@ def _write_locked(
     resource = f"{namespace}/{key}"
     with transaction.atomic():
         # The row lock serialises writers of this memory; the checks below see the latest version.
-        memory = fetch_memory(namespace, key, for_update=True)
+        memory = _lock_memory(namespace, key, if_match=if_match, if_none_match=if_none_match)
         now = timezone.now()
         # The memory as readers see it: None when absent, deleted or expired.
         live_memory = memory if _is_live(memory, now) else None
         live = live_memory is not None
         if live_memory is None and op != "put":
             raise NotFound(f"no memory {resource}")
-        current = memory_to_dict(live_memory) if live_memory is not None else None
         if if_none_match and live:
-            raise VersionConflict(f"{resource} already exists", current=current)
+            _raise_conflict(namespace, key, live_memory, if_match=None)
         if if_match is not None and (live_memory is None or live_memory.version != if_match):
-            raise VersionConflict(
-                f"{resource} is at version {live_memory.version if live_memory is not None else 'none'}, "
-                f"not {if_match}",
-                current=current,
-            )
+            _raise_conflict(namespace, key, live_memory, if_match=if_match)
         mode = decision.write_mode
         if mode == "optimistic" and live_memory is not None and if_match is None and op != "revert":
             raise PreconditionRequired(current_version=live_memory.version)

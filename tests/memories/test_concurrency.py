@@ -119,3 +119,52 @@ def test_racing_creators_make_one_memory_and_the_rest_get_a_clear_answer(counter
     assert run_threads(create, THREADS) == []
     assert sorted(statuses) == [201] + [412] * (THREADS - 1)
     assert Memory.objects.get(namespace="counter:new").version == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_write_fails_at_once_while_another_writer_holds_the_memory(counters):
+    """While a writer holds the row, a write whose If-Match is already stale gets its 412 without
+    queueing behind it; a write whose If-Match is current waits, then gets the answer the commit
+    decides."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises whole write transactions; there is no row to wait on")
+    from django.db import transaction
+
+    from memoryhub.memories.selectors import fetch_memory
+
+    client = client_for(counters[0].token)
+    for version in (None, 1):
+        response = put(client, "counter:shared", "n", {"n": version or 0}, version=version)
+        assert response.status_code in (200, 201), response.content
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_row(_index: int) -> None:
+        with transaction.atomic():
+            fetch_memory("counter:shared", "n", for_update=True)
+            holding.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=run_threads, args=(hold_the_row, 1))
+    holder.start()
+    assert holding.wait(timeout=10)
+    try:
+        stale = put(client, "counter:shared", "n", {"n": 9}, version=1)  # at version 2 already
+        assert stale.status_code == 412
+        assert holder.is_alive()  # answered while the row was still held
+        assert stale.json()["error"]["details"]["current"]["version"] == 2
+        waiting: dict = {}
+
+        def write_current(_index: int) -> None:
+            waiting["response"] = put(client_for(counters[1].token), "counter:shared", "n", {"n": 3}, version=2)
+
+        current = threading.Thread(target=run_threads, args=(write_current, 1))
+        current.start()
+        current.join(timeout=0.5)
+        assert current.is_alive(), "a write with the current version waits for the holder"
+    finally:
+        release.set()
+        holder.join(timeout=10)
+    current.join(timeout=10)
+    assert (
+        waiting["response"].status_code == 200 and Memory.objects.get(namespace="counter:shared", key="n").version == 3
+    )
