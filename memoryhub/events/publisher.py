@@ -98,16 +98,6 @@ async def _send_all(layer, messages: list[dict[str, Any]]) -> None:
             log.warning("could not publish event %s", message["seq"], exc_info=True)
 
 
-_pending: set[asyncio.Task] = set()
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 def publish_events(events: Sequence) -> None:
     layer = get_channel_layer()
     if layer is None or not events:
@@ -115,15 +105,8 @@ def publish_events(events: Sequence) -> None:
     messages = [message_for(event) for event in events]
     try:
         if type(layer).__name__ == "InMemoryChannelLayer":
-            # The in-memory layer's queues belong to the server's event loop: go through it (or, when
-            # sync code runs inside a running loop, as beside Playwright's sync API, schedule on it).
-            running = _running_loop()
-            if running is None:
-                async_to_sync(_send_all)(layer, messages)
-            else:
-                task = running.create_task(_send_all(layer, messages))
-                _pending.add(task)
-                task.add_done_callback(_pending.discard)
+            # The in-memory layer's queues belong to the server's event loop: go through it.
+            async_to_sync(_send_all)(layer, messages)
         else:
             _background_publisher().put(layer, messages)
     except Exception:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -163,23 +163,24 @@ def _lock_memory(namespace: str, key: str, *, if_match: int | None, if_none_matc
             return memory
         committed = fetch_memory(namespace, key)  # absent, or locked by another writer right now
         live = committed if _is_live(committed, timezone.now()) else None
-        stale = (if_none_match and live is not None) or (
-            if_match is not None and (live is None or live.version != if_match)
-        )
-        if committed is not None and stale:
-            _raise_conflict(namespace, key, live, if_match=if_match)
+        _check_preconditions(namespace, key, live, if_match=if_match, if_none_match=if_none_match)
     return fetch_memory(namespace, key, for_update=True)
 
 
-def _raise_conflict(namespace: str, key: str, live: Memory | None, *, if_match: int | None) -> NoReturn:
+def _check_preconditions(
+    namespace: str, key: str, live: Memory | None, *, if_match: int | None, if_none_match: bool
+) -> None:
+    """412 when `If-None-Match: *` meets a live memory, or `If-Match` is not the live version (`live`:
+    the memory as readers see it, None when absent, deleted or expired)."""
     current = memory_to_dict(live) if live is not None else None
     resource = f"{namespace}/{key}"
-    if if_match is None:
+    if if_none_match and live is not None:
         raise VersionConflict(f"{resource} already exists", current=current)
-    raise VersionConflict(
-        f"{resource} is at version {live.version if live is not None else 'none'}, not {if_match}",
-        current=current,
-    )
+    if if_match is not None and (live is None or live.version != if_match):
+        raise VersionConflict(
+            f"{resource} is at version {live.version if live is not None else 'none'}, not {if_match}",
+            current=current,
+        )
 
 
 def _write_locked(
@@ -208,10 +209,7 @@ def _write_locked(
         live = live_memory is not None
         if live_memory is None and op != "put":
             raise NotFound(f"no memory {resource}")
-        if if_none_match and live:
-            _raise_conflict(namespace, key, live_memory, if_match=None)
-        if if_match is not None and (live_memory is None or live_memory.version != if_match):
-            _raise_conflict(namespace, key, live_memory, if_match=if_match)
+        _check_preconditions(namespace, key, live_memory, if_match=if_match, if_none_match=if_none_match)
         mode = decision.write_mode
         if mode == "optimistic" and live_memory is not None and if_match is None and op != "revert":
             raise PreconditionRequired(current_version=live_memory.version)

@@ -14,7 +14,6 @@ import json
 import math
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "bench-results"
@@ -216,12 +217,6 @@ LAYOUT_ENV: dict[str, dict[str, str]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _bind_args(layout: str, port: int) -> list[str]:
     if layout.startswith("gunicorn"):
         return ["-b", f"127.0.0.1:{port}"]
@@ -306,12 +301,7 @@ def server_process(
         _warm_up(base, config.warm_token)
         yield base, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
 
 
 @contextmanager

@@ -61,6 +61,14 @@ def _orm_beside_playwright():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_channel_layer_here(settings):
+    """Writes made by the test itself publish nowhere: the sockets live in the server process (a
+    separate one), which reads them from the log; and the in-memory layer could not be reached from
+    inside Playwright's running event loop anyway."""
+    settings.CHANNEL_LAYERS = {}
+
+
 @pytest.fixture
 def overseer(django_user_model, policies, settings):
     # The server process checks the password with the default hashers, not the tests' fast one.

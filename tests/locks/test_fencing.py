@@ -41,3 +41,24 @@ def test_a_stalled_holder_cannot_overwrite_the_agent_that_took_over(inventory, o
 def test_writing_a_locked_namespace_without_the_lock_is_423(inventory):
     error_of(write(inventory, {"units": 5}), 423, "held")
     error_of(write(inventory, {"units": 5}, 12345), 423, "held")
+
+
+def test_tokens_issued_before_they_were_lease_ids_stay_below_new_ones(inventory):
+    """Migration locks.0003: fencing tokens used to be event seqs, larger than lease ids. It moves the
+    lease ids past every token issued or used, so a new grant's token is still the highest."""
+    import importlib
+    from types import SimpleNamespace
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from memoryhub.locks.models import Lease
+
+    migration = importlib.import_module("memoryhub.locks.migrations.0003_fencing_token_is_lease_id")
+    now = timezone.now()
+    Lease.objects.create(
+        agent_id="inventory-1", mode="exclusive", resources=["old"], fencing_token=5000, ttl_seconds=30,
+        acquired_at=now, expires_at=now, released_at=now, release_reason="released",
+    )  # fmt: skip
+    migration.advance_lease_ids(None, SimpleNamespace(connection=connection))
+    assert lock(inventory, ["memory:inventory:sku-1/count"]).json()["fencing_token"] > 5000
