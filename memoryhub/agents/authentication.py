@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
+from memoryhub import sql
 from memoryhub.errors import AgentSuspended
 from memoryhub.locks.selectors import ANY_HOLD_COLUMN, note_holds
 from policies.selectors import POSITION_COLUMNS, note_position
@@ -20,18 +21,19 @@ class AgentSuspendedFailed(exceptions.PermissionDenied):
 # It also reads the position of the newest policy change, which policy_set() then needs not ask for,
 # and whether any hold is in place, which the request's hold checks then need not ask while none is.
 _AGENT_FOR_TOKEN = f"""
-    SELECT a.id, a.role, a.status, a.last_seen_at, {POSITION_COLUMNS}, {ANY_HOLD_COLUMN}
+    SELECT {sql.columns(Agent, "a")}, {POSITION_COLUMNS}, {ANY_HOLD_COLUMN}
     FROM agents_agenttoken t JOIN agents_agent a ON a.id = t.agent_id
     WHERE t.digest = %s AND t.revoked_at IS NULL
 """
 
 
 def agent_for_token(token: str) -> Agent | None:
-    """The active token's agent (its other fields load on access), or None. Suspension is the
-    caller's to check."""
-    for agent in Agent.objects.raw(_AGENT_FOR_TOKEN, [token_digest(token)]):
-        note_position(getattr(agent, "policy_seq", None), getattr(agent, "policy_at", None))
-        note_holds(getattr(agent, "any_hold", None))
+    """The active token's agent, or None. Suspension is the caller's to check."""
+    for agent, (policy_seq, policy_at, any_hold) in sql.instances_and_extras(
+        Agent, _AGENT_FOR_TOKEN, [token_digest(token)]
+    ):
+        note_position(policy_seq, policy_at)
+        note_holds(any_hold)
         return agent
     return None
 

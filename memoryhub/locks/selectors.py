@@ -11,11 +11,11 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
+from memoryhub import sql
 from memoryhub.actors import Actor
 from policies.decide import decide_read
 from policies.selectors import policy_set
 
-from . import sql
 from .models import Hold, Lease, LeaseResource, LockResource, LockWait
 from .names import covering_names
 

@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from memoryhub import sql
 from memoryhub.actors import SYSTEM, Actor
 from memoryhub.errors import (
     AgentSuspended,
@@ -41,7 +42,6 @@ from memoryhub.events.services import NewEvent, event_append, events_append
 from policies.decide import decide_write
 from policies.selectors import policy_set
 
-from . import sql
 from .models import Hold, Lease, LeaseResource, LockMode, LockResource, LockWait
 from .names import check_resource, covering_names, resource_namespace
 from .selectors import iso

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from memoryhub import sql
 from memoryhub.actors import Actor
 from memoryhub.errors import NotFound
 from memoryhub.events.models import Event
@@ -60,16 +60,18 @@ def _check_readable(actor: Actor, namespace: str, key: str, policies: PolicySet 
         raise NotFound(f"no memory {namespace}/{key}")
 
 
+_FETCH_MEMORY = f'SELECT {sql.columns(Memory)} FROM memories_memory WHERE namespace = %s AND "key" = %s'
+
+
 def fetch_memory(namespace: str, key: str, *, for_update: bool = False, skip_locked: bool = False) -> Memory | None:
     """The row at (namespace, key), tombstones included. The hub's hottest query, written out (a
     unique-index lookup) so no ORM query is compiled for it on every request. `skip_locked` (with
     `for_update`): None also when another transaction holds the row."""
-    sql = 'SELECT * FROM memories_memory WHERE namespace = %s AND "key" = %s'
-    if for_update and connection.features.has_select_for_update:
-        sql += " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
-    for memory in Memory.objects.raw(sql, [namespace, key]):
-        return memory
-    return None
+    statement = _FETCH_MEMORY
+    if for_update:
+        statement += sql.row_lock("FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE")
+    memories = sql.instances(Memory, statement, [namespace, key])
+    return memories[0] if memories else None
 
 
 def _memory_events(namespace: str, key: str):

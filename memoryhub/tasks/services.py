@@ -22,11 +22,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from memoryhub import sql
 from memoryhub.actors import SYSTEM, Actor
 from memoryhub.agents.models import ROLE_RE
 from memoryhub.errors import AlreadyClaimed, Conflict, Forbidden, Invalid, NotFound, TooLarge
 from memoryhub.events.services import NewEvent, events_append
-from memoryhub.locks import sql
 from memoryhub.locks.services import require_active_agent
 
 from .models import Task, TaskStatus

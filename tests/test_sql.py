@@ -1,12 +1,13 @@
-"""memoryhub.locks.sql: hand-written statements read and write values exactly as the ORM does."""
+"""memoryhub.sql: hand-written statements read and write values exactly as the ORM does."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from memoryhub.locks import sql
+from memoryhub import sql
 from memoryhub.locks.models import Lease
 from memoryhub.tasks.models import Task
+from tests.conftest import on_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +54,18 @@ def test_datetime_parameters_compare_as_in_the_orm(policies, make_agent):
         ((raw,),) = sql.fetch("SELECT count(*) FROM locks_lease WHERE expires_at <= %s", [bound])
         assert raw == orm == expected
     assert sql.execute("UPDATE locks_lease SET depth = 2 WHERE expires_at <= %s", [whole_second]) == 1
+
+
+@pytest.mark.skipif(not on_postgres(), reason="prepared statements are PostgreSQL's")
+def test_the_token_lookup_is_prepared_once_per_connection_on_postgresql(policies, make_agent):
+    from django.db import connection
+
+    from memoryhub.agents.authentication import agent_for_token
+
+    token = make_agent("worker-1", "worker").token
+    for _ in range(3):
+        agent = agent_for_token(token)
+    assert (agent.id, agent.role, agent.description) == ("worker-1", "worker", "")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%agents_agenttoken%%'")
+        assert cursor.fetchone() == (1,)

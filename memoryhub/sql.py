@@ -1,10 +1,10 @@
-"""Small helpers for the hand-written statements on the lock and task hot paths.
+"""Small helpers for the hand-written statements on the hub's hot paths.
 
-Acquiring, releasing, claiming and completing run several statements per request under load; the ORM's
-query building cost more CPU than the database's work there (see tests/bench/census.py). So those
-statements are written out, short and one per purpose, and work on PostgreSQL and SQLite alike: the
-only differences are the row-lock clauses, which SQLite has no need for (its IMMEDIATE transactions
-run writers one at a time).
+The token lookup, the memory row, and acquiring, releasing, claiming and completing run on every
+request under load; the ORM's query building (and `raw()`'s per-query model introspection) cost more
+CPU than the database's work there (see tests/bench/census.py). So those statements are written out,
+short and one per purpose, and work on PostgreSQL and SQLite alike: the only differences are the
+row-lock clauses, which SQLite has no need for (its IMMEDIATE transactions run writers one at a time).
 """
 
 from __future__ import annotations
