@@ -1,11 +1,12 @@
-"""Writing memories. Each write: policy check, row lock, version/fencing/ownership checks, the new
-version and its event, all in one transaction; the event is published after commit."""
+"""Writing memories. Each write: policy check, version/fencing/ownership checks against the row (locked
+first, or for a conditional write updated only if unchanged), the new version and its event, all in
+one transaction; the event is published after commit."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -75,14 +76,25 @@ _SAVED_FIELDS = [field for field in Memory._meta.concrete_fields if field.name n
 _UPDATE_SQL = "UPDATE memories_memory SET {} WHERE id = %s".format(
     ", ".join(f'"{field.column}" = %s' for field in _SAVED_FIELDS)
 )
+# ... only if the row is still as it was read: every write and expiry bumps the version, and a task's
+# completion sets expires_at on its working memory.
+_UPDATE_IF_UNCHANGED_SQL = _UPDATE_SQL + " AND version = %s AND expires_at IS NOT DISTINCT FROM %s"
 
 
-def _save_existing(memory: Memory) -> None:
-    """The UPDATE of the locked row, written out: the hottest write of the hub, and Model.save()
-    compiles the same statement anew each time."""
+def _save_existing(memory: Memory, *, unchanged_since: tuple[int, datetime | None] | None = None) -> bool:
+    """The UPDATE of the row, written out: the hottest write of the hub, and Model.save() compiles
+    the same statement anew each time. With `unchanged_since` (the version and expiry it was read
+    at, unlocked), only if the row is still so; False if it is not."""
     params = [field.get_db_prep_save(getattr(memory, field.attname), connection) for field in _SAVED_FIELDS]
+    params.append(memory.pk)
+    statement = _UPDATE_SQL
+    if unchanged_since is not None:
+        version, expires_at = unchanged_since
+        statement = _UPDATE_IF_UNCHANGED_SQL
+        params += [version, connection.ops.adapt_datetimefield_value(expires_at)]
     with connection.cursor() as cursor:
-        cursor.execute(_UPDATE_SQL, [*params, memory.pk])
+        cursor.execute(statement, params)
+        return cursor.rowcount == 1
 
 
 def _record_conflict(*, actor: Actor, namespace: str, key: str, error: Exception) -> None:
@@ -152,21 +164,6 @@ def _write(
     raise AssertionError("unreachable")
 
 
-def _lock_memory(namespace: str, key: str, *, if_match: int | None, if_none_match: bool) -> Memory | None:
-    """The memory's row, locked. A conditional write that is already stale fails without queueing
-    for the lock: when another writer holds the row, the committed version decides — versions only
-    grow, so an If-Match that does not match it never will (and on a hot key the losers would
-    otherwise each take their turn on the row before the next winner's)."""
-    if connection.features.has_select_for_update and (if_match is not None or if_none_match):
-        memory = fetch_memory(namespace, key, for_update=True, skip_locked=True)
-        if memory is not None:
-            return memory
-        committed = fetch_memory(namespace, key)  # absent, or locked by another writer right now
-        live = committed if _is_live(committed, timezone.now()) else None
-        _check_preconditions(namespace, key, live, if_match=if_match, if_none_match=if_none_match)
-    return fetch_memory(namespace, key, for_update=True)
-
-
 def _check_preconditions(
     namespace: str, key: str, live: Memory | None, *, if_match: int | None, if_none_match: bool
 ) -> None:
@@ -200,9 +197,14 @@ def _write_locked(
     decision,
 ) -> WriteResult:
     resource = f"{namespace}/{key}"
+    # A conditional write (If-Match, If-None-Match) reads the row without locking it and updates it
+    # only if it is unchanged since, as optimistic locking does in SQL: the row is locked from the
+    # UPDATE to the commit only, and a write gone stale meanwhile waits for nobody but the writer
+    # before it. Any other write locks the row first, so it sees the latest version.
+    conditional = if_match is not None or if_none_match
     with transaction.atomic():
-        # The row lock serialises writers of this memory; the checks below see the latest version.
-        memory = _lock_memory(namespace, key, if_match=if_match, if_none_match=if_none_match)
+        memory = fetch_memory(namespace, key, for_update=not conditional)
+        read_at = (memory.version, memory.expires_at) if conditional and memory is not None else None
         now = timezone.now()
         # The memory as readers see it: None when absent, deleted or expired.
         live_memory = memory if _is_live(memory, now) else None
@@ -255,8 +257,13 @@ def _write_locked(
         if memory.pk is None:
             with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
                 memory.save(force_insert=True)
-        else:
-            _save_existing(memory)
+        elif not _save_existing(memory, unchanged_since=read_at):
+            # Written or expired by someone else since it was read: the precondition decides again.
+            fresh = fetch_memory(namespace, key)
+            _check_preconditions(
+                namespace, key, fresh if _is_live(fresh, now) else None, if_match=if_match, if_none_match=if_none_match
+            )
+            raise VersionConflict(f"{resource} changed while it was being written", current=None)
         event_type = {
             "delete": "memory.deleted",
             "revert": "memory.reverted",

@@ -168,3 +168,45 @@ def test_a_stale_write_fails_at_once_while_another_writer_holds_the_memory(count
     assert (
         waiting["response"].status_code == 200 and Memory.objects.get(namespace="counter:shared", key="n").version == 3
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_conditional_write_fails_when_the_memory_expires_under_it(counters):
+    """A conditional write reads the row unlocked and updates it only if it is still as read. A task's
+    completion expires its working memory without a new version: a write that read the memory before
+    and updates it after gets 412 (the memory is gone), never a write into an expired memory."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises whole write transactions; nothing can change under a write")
+    from django.db import transaction
+    from django.utils import timezone
+
+    client = client_for(counters[0].token)
+    assert put(client, "counter:shared", "n", {"n": 0}).status_code == 201
+    holding, release = threading.Event(), threading.Event()
+
+    def expire_under_the_writer(_index: int) -> None:
+        with transaction.atomic():
+            Memory.objects.filter(namespace="counter:shared", key="n").update(expires_at=timezone.now())
+            holding.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=run_threads, args=(expire_under_the_writer, 1))
+    holder.start()
+    assert holding.wait(timeout=10)
+    written: dict = {}
+
+    def write(_index: int) -> None:  # reads version 1, live (the expiry is not committed yet)
+        written["response"] = put(client, "counter:shared", "n", {"n": 1}, version=1)
+
+    writer = threading.Thread(target=run_threads, args=(write, 1))
+    writer.start()
+    writer.join(timeout=0.5)
+    assert writer.is_alive(), "the write waits at its UPDATE for the expiring transaction"
+    release.set()
+    holder.join(timeout=10)
+    writer.join(timeout=10)
+    response = written["response"]
+    assert response.status_code == 412, response.content
+    assert response.json()["error"]["details"]["current"] is None
+    memory = Memory.objects.get(namespace="counter:shared", key="n")
+    assert (memory.version, memory.content) == (1, {"n": 0})
