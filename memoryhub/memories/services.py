@@ -98,16 +98,14 @@ def _save_existing(memory: Memory, *, unchanged_since: tuple[int, datetime | Non
 
 
 def _record_conflict(*, actor: Actor, namespace: str, key: str, error: Exception) -> None:
-    # In its own transaction: the refused write rolled back, the record of its refusal stays.
-    with transaction.atomic():
-        event_append(
-            actor=actor,
-            type="conflict.rejected",
-            namespace=namespace,
-            resource=f"{namespace}/{key}",
-            summary=f"{actor.label}'s write to {namespace}/{key} refused: {getattr(error, 'code', '')}",
-            after={"code": getattr(error, "code", ""), "details": getattr(error, "details", {})},
-        )
+    event_append(
+        actor=actor,
+        type="conflict.rejected",
+        namespace=namespace,
+        resource=f"{namespace}/{key}",
+        summary=f"{actor.label}'s write to {namespace}/{key} refused: {getattr(error, 'code', '')}",
+        after={"code": getattr(error, "code", ""), "details": getattr(error, "details", {})},
+    )
 
 
 def _write(
@@ -138,29 +136,35 @@ def _write(
         raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
     for attempt in (1, 2):
         try:
-            return _write_locked(
-                actor=actor,
-                namespace=namespace,
-                key=key,
-                op=op,
-                compute=compute,
-                if_match=if_match,
-                if_none_match=if_none_match,
-                fencing_token=fencing_token,
-                kind=kind,
-                ttl_seconds=ttl_seconds,
-                reason=reason,
-                policies=policies,
-                decision=decision,
-            )
+            with transaction.atomic():
+                try:
+                    return _write_in_transaction(
+                        actor=actor,
+                        namespace=namespace,
+                        key=key,
+                        op=op,
+                        compute=compute,
+                        if_match=if_match,
+                        if_none_match=if_none_match,
+                        fencing_token=fencing_token,
+                        kind=kind,
+                        ttl_seconds=ttl_seconds,
+                        reason=reason,
+                        policies=policies,
+                        decision=decision,
+                    )
+                except (VersionConflict, StaleFencingToken) as error:
+                    # Refused before anything was written (the checks come first, and a conditional
+                    # UPDATE that found the row changed changed nothing): the record of the refusal
+                    # commits in the same transaction.
+                    _record_conflict(actor=actor, namespace=namespace, key=key, error=error)
+                    refused = error
+            raise refused
         except IntegrityError:
             # Two creators raced on an absent (namespace, key): the loser goes again as an update of
             # the winner's row, which it now sees (and must match like any update).
             if attempt == 2:
                 raise
-        except (VersionConflict, StaleFencingToken) as error:
-            _record_conflict(actor=actor, namespace=namespace, key=key, error=error)
-            raise
     raise AssertionError("unreachable")
 
 
@@ -180,7 +184,7 @@ def _check_preconditions(
         )
 
 
-def _write_locked(
+def _write_in_transaction(
     *,
     actor,
     namespace,
@@ -196,89 +200,89 @@ def _write_locked(
     policies,
     decision,
 ) -> WriteResult:
+    """The write, in `_write`'s transaction: every refusal is raised before anything is written."""
     resource = f"{namespace}/{key}"
     # A conditional write (If-Match, If-None-Match) reads the row without locking it and updates it
     # only if it is unchanged since, as optimistic locking does in SQL: the row is locked from the
     # UPDATE to the commit only, and a write gone stale meanwhile waits for nobody but the writer
     # before it. Any other write locks the row first, so it sees the latest version.
     conditional = if_match is not None or if_none_match
-    with transaction.atomic():
-        memory = fetch_memory(namespace, key, for_update=not conditional)
-        read_at = (memory.version, memory.expires_at) if conditional and memory is not None else None
-        now = timezone.now()
-        # The memory as readers see it: None when absent, deleted or expired.
-        live_memory = memory if _is_live(memory, now) else None
-        live = live_memory is not None
-        if live_memory is None and op != "put":
-            raise NotFound(f"no memory {resource}")
-        _check_preconditions(namespace, key, live_memory, if_match=if_match, if_none_match=if_none_match)
-        mode = decision.write_mode
-        if mode == "optimistic" and live_memory is not None and if_match is None and op != "revert":
-            raise PreconditionRequired(current_version=live_memory.version)
-        if mode == "locked" and not actor.is_human:
-            _check_fencing(actor=actor, memory=memory, resource=resource, token=fencing_token)
+    memory = fetch_memory(namespace, key, for_update=not conditional)
+    read_at = (memory.version, memory.expires_at) if conditional and memory is not None else None
+    now = timezone.now()
+    # The memory as readers see it: None when absent, deleted or expired.
+    live_memory = memory if _is_live(memory, now) else None
+    live = live_memory is not None
+    if live_memory is None and op != "put":
+        raise NotFound(f"no memory {resource}")
+    _check_preconditions(namespace, key, live_memory, if_match=if_match, if_none_match=if_none_match)
+    mode = decision.write_mode
+    if mode == "optimistic" and live_memory is not None and if_match is None and op != "revert":
+        raise PreconditionRequired(current_version=live_memory.version)
+    if mode == "locked" and not actor.is_human:
+        _check_fencing(actor=actor, memory=memory, resource=resource, token=fencing_token)
 
-        before = live_memory.content if live_memory is not None else None
-        new_content = compute(live_memory)
-        deleting = new_content is DELETED
-        if not deleting:
-            if not isinstance(new_content, dict):
-                raise Invalid("content must be a JSON object", content=["must be an object"])
-            size = content_size(new_content)
-            limit = (decision.rule.max_content_bytes if decision.rule else None) or settings.MEMORYHUB_MAX_CONTENT_BYTES
-            if size > limit:
-                raise TooLarge(f"content is {size} bytes; {namespace} allows {limit}", size=size, limit=limit)
-        violations = field_violations(
-            policies, actor, namespace, changed_fields(before or {}, {} if deleting else new_content)
-        )
-        if violations:
-            owners = "; ".join(f"{name!r} is owned by {', '.join(roles)}" for name, roles in violations.items())
-            raise FieldNotOwned(f"{owners}: send the owner a 'handoff' context entry instead", fields=violations)
+    before = live_memory.content if live_memory is not None else None
+    new_content = compute(live_memory)
+    deleting = new_content is DELETED
+    if not deleting:
+        if not isinstance(new_content, dict):
+            raise Invalid("content must be a JSON object", content=["must be an object"])
+        size = content_size(new_content)
+        limit = (decision.rule.max_content_bytes if decision.rule else None) or settings.MEMORYHUB_MAX_CONTENT_BYTES
+        if size > limit:
+            raise TooLarge(f"content is {size} bytes; {namespace} allows {limit}", size=size, limit=limit)
+    violations = field_violations(
+        policies, actor, namespace, changed_fields(before or {}, {} if deleting else new_content)
+    )
+    if violations:
+        owners = "; ".join(f"{name!r} is owned by {', '.join(roles)}" for name, roles in violations.items())
+        raise FieldNotOwned(f"{owners}: send the owner a 'handoff' context entry instead", fields=violations)
 
-        if memory is None:
-            memory = Memory(namespace=namespace, key=key, version=0, created_by=actor.label, created_at=now)
-        elif not live:  # writing over a tombstone starts the memory again, its versions still counting
-            memory.created_by, memory.created_at, memory.expires_at = actor.label, now, None
-        memory.version += 1
-        memory.updated_by = actor.label
-        memory.updated_at = now
-        memory.reason = reason
-        if fencing_token is not None and mode == "locked":
-            memory.fencing_token = max(memory.fencing_token, fencing_token)
-        if kind:
-            memory.kind = kind
-        if deleting:
-            memory.content, memory.size_bytes, memory.deleted_at = None, 0, now
-        else:
-            memory.content, memory.size_bytes, memory.deleted_at = new_content, size, None
-            ttl = ttl_seconds or (decision.rule.default_ttl_seconds if decision.rule and not live else None)
-            if ttl:
-                memory.expires_at = now + timedelta(seconds=ttl)
-        if memory.pk is None:
-            with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
-                memory.save(force_insert=True)
-        elif not _save_existing(memory, unchanged_since=read_at):
-            # Written or expired by someone else since it was read: the precondition decides again.
-            fresh = fetch_memory(namespace, key)
-            _check_preconditions(
-                namespace, key, fresh if _is_live(fresh, now) else None, if_match=if_match, if_none_match=if_none_match
-            )
-            raise VersionConflict(f"{resource} changed while it was being written", current=None)
-        event_type = {
-            "delete": "memory.deleted",
-            "revert": "memory.reverted",
-        }.get(op, "memory.updated" if live else "memory.created")
-        event = event_append(
-            actor=actor,
-            type=event_type,
-            namespace=namespace,
-            resource=resource,
-            version=memory.version,
-            summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}",
-            before=before,
-            after=None if deleting else new_content,
-            reason=reason,
+    if memory is None:
+        memory = Memory(namespace=namespace, key=key, version=0, created_by=actor.label, created_at=now)
+    elif not live:  # writing over a tombstone starts the memory again, its versions still counting
+        memory.created_by, memory.created_at, memory.expires_at = actor.label, now, None
+    memory.version += 1
+    memory.updated_by = actor.label
+    memory.updated_at = now
+    memory.reason = reason
+    if fencing_token is not None and mode == "locked":
+        memory.fencing_token = max(memory.fencing_token, fencing_token)
+    if kind:
+        memory.kind = kind
+    if deleting:
+        memory.content, memory.size_bytes, memory.deleted_at = None, 0, now
+    else:
+        memory.content, memory.size_bytes, memory.deleted_at = new_content, size, None
+        ttl = ttl_seconds or (decision.rule.default_ttl_seconds if decision.rule and not live else None)
+        if ttl:
+            memory.expires_at = now + timedelta(seconds=ttl)
+    if memory.pk is None:
+        with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
+            memory.save(force_insert=True)
+    elif not _save_existing(memory, unchanged_since=read_at):
+        # Written or expired by someone else since it was read: the precondition decides again.
+        fresh = fetch_memory(namespace, key)
+        _check_preconditions(
+            namespace, key, fresh if _is_live(fresh, now) else None, if_match=if_match, if_none_match=if_none_match
         )
+        raise VersionConflict(f"{resource} changed while it was being written", current=None)
+    event_type = {
+        "delete": "memory.deleted",
+        "revert": "memory.reverted",
+    }.get(op, "memory.updated" if live else "memory.created")
+    event = event_append(
+        actor=actor,
+        type=event_type,
+        namespace=namespace,
+        resource=resource,
+        version=memory.version,
+        summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}",
+        before=before,
+        after=None if deleting else new_content,
+        reason=reason,
+    )
     return WriteResult(memory, event)
 
 
@@ -323,7 +327,7 @@ def memory_patch(
     """Apply a JSON merge patch (RFC 7396) to the content; field ownership is checked per changed field."""
 
     def patched(memory: Memory | None) -> Any:
-        assert memory is not None  # _write_locked raises NotFound before compute unless the memory is live
+        assert memory is not None  # _write_in_transaction raises NotFound before compute unless the memory is live
         return merge_patch(memory.content, patch)
 
     return _write(
