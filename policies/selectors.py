@@ -25,8 +25,9 @@ def _namespace_rule(row: NamespacePolicy) -> NamespaceRule:
 
 # (position in the log, policies) per process; see policy_set.
 _cached: tuple[tuple, PolicySet] | None = None
-# The position read along with the caller's token, for the rest of that request (see request_scope).
-_request_position: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("policy_position", default=None)
+# Inside a request scope: {"position": ...} once the caller's token lookup has read it (see
+# request_scope). Outside one: None, and a noted position is not kept.
+_request_position: contextvars.ContextVar[dict | None] = contextvars.ContextVar("policy_position", default=None)
 
 # Every policy change appends one `policy.changed` event in its own transaction, so while the newest
 # one is unchanged the stored policies are too. `at` is part of the key because a seq can be handed
@@ -42,9 +43,9 @@ NO_CHANGE_YET = (0, None)
 
 
 def _policy_log_position() -> tuple:
-    known = _request_position.get()
-    if known is not None:
-        return known
+    scope = _request_position.get()
+    if scope and "position" in scope:
+        return scope["position"]
     with connection.cursor() as cursor:
         cursor.execute(POSITION_SQL)
         row = cursor.fetchone()
@@ -54,8 +55,9 @@ def _policy_log_position() -> tuple:
 @contextmanager
 def request_scope() -> Iterator[None]:
     """Within one REST request, the position noted at authentication serves every policy_set() of
-    the request (policies as of the request's start) instead of a query each."""
-    token = _request_position.set(None)
+    the request (policies as of the request's start) instead of a query each. Outside a scope every
+    policy_set() asks the database."""
+    token = _request_position.set({})
     try:
         yield
     finally:
@@ -63,7 +65,9 @@ def request_scope() -> Iterator[None]:
 
 
 def note_position(seq, at) -> None:
-    _request_position.set((seq, at) if seq is not None else NO_CHANGE_YET)
+    scope = _request_position.get()
+    if scope is not None:
+        scope["position"] = (seq, at) if seq is not None else NO_CHANGE_YET
 
 
 def _load() -> PolicySet:

@@ -26,14 +26,14 @@ def iso(value: datetime | None) -> str | None:
 
 # Holds are rare, and every memory write by an agent asks for one: the token lookup that starts each
 # REST request also reads whether any hold is in place (ANY_HOLD_COLUMN), and when none was, the
-# request's hold checks need no query. (Outside a request scope: None, ask.)
+# request's hold checks need no query. (Outside a request scope nothing is noted: ask.)
 ANY_HOLD_COLUMN = "EXISTS (SELECT 1 FROM locks_hold WHERE lifted_at IS NULL) AS any_hold"
-_holds_at_start: contextvars.ContextVar[bool | None] = contextvars.ContextVar("holds_at_start", default=None)
+_holds_at_start: contextvars.ContextVar[dict | None] = contextvars.ContextVar("holds_at_start", default=None)
 
 
 @contextmanager
 def holds_scope() -> Iterator[None]:
-    token = _holds_at_start.set(None)
+    token = _holds_at_start.set({})
     try:
         yield
     finally:
@@ -41,14 +41,15 @@ def holds_scope() -> Iterator[None]:
 
 
 def note_holds(any_hold: bool | None) -> None:
-    if any_hold is not None:
-        _holds_at_start.set(bool(any_hold))
+    scope = _holds_at_start.get()
+    if scope is not None and any_hold is not None:
+        scope["any"] = bool(any_hold)
 
 
 def active_hold(resources: Iterable[str]) -> Hold | None:
     """The human hold on any of these resource names, if one is in place. (Asked on every memory write
     by an agent: written out, see `sql`.)"""
-    if _holds_at_start.get() is False:
+    if (_holds_at_start.get() or {}).get("any") is False:
         return None
     names = sorted(set(resources))
     holds = sql.instances(

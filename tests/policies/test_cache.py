@@ -24,3 +24,15 @@ def test_a_change_is_seen_by_the_next_call(django_assert_num_queries, make_agent
     assert decide_write(policy_set(), agent.actor, "code:style").allowed
     with django_assert_num_queries(1):
         policy_set()
+
+
+def test_a_token_lookup_outside_a_request_leaves_no_position_behind(make_agent):
+    """The position read with a token serves the rest of that request only: looked up outside one
+    (a command, a test, a thread), it must not pin this thread to the policies of that moment."""
+    from memoryhub.agents.authentication import agent_for_token
+
+    agent = make_agent("docs-1", "docs")
+    assert policy_set().namespaces == ()
+    assert agent_for_token(agent.token) is not None
+    policies_apply(actor=SYSTEM, document=TEST_POLICIES)
+    assert decide_write(policy_set(), agent.actor, "code:style").allowed
