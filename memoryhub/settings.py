@@ -154,13 +154,15 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Pub/sub: a group_send is one PUBLISH, and Redis hands one copy to each server process,
+            # which fans it out to its sockets (the queue-based layer wrote a copy per socket into
+            # Redis). Nothing is kept for a process that is not listening: the log is the record,
+            # and sockets read what they missed from it.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 # redis-py 8 + channels_redis 4.3: without these, idle consumers die after ~5 s and
                 # more than 100 sockets per process fail (see TOOLCHAIN.md).
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
-                "capacity": 5000,
-                "expiry": 30,
             },
         }
     }
