@@ -63,13 +63,10 @@ def _check_readable(actor: Actor, namespace: str, key: str, policies: PolicySet 
 _FETCH_MEMORY = f'SELECT {sql.columns(Memory)} FROM memories_memory WHERE namespace = %s AND "key" = %s'
 
 
-def fetch_memory(namespace: str, key: str, *, for_update: bool = False, skip_locked: bool = False) -> Memory | None:
+def fetch_memory(namespace: str, key: str, *, for_update: bool = False) -> Memory | None:
     """The row at (namespace, key), tombstones included. The hub's hottest query, written out (a
-    unique-index lookup) so no ORM query is compiled for it on every request. `skip_locked` (with
-    `for_update`): None also when another transaction holds the row."""
-    statement = _FETCH_MEMORY
-    if for_update:
-        statement += sql.row_lock("FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE")
+    unique-index lookup) so no ORM query is compiled for it on every request."""
+    statement = _FETCH_MEMORY + (sql.row_lock("FOR UPDATE") if for_update else "")
     memories = sql.instances(Memory, statement, [namespace, key])
     return memories[0] if memories else None
 
