@@ -63,6 +63,24 @@ def _next_seqs(count: int) -> int:
 def events_append(*, actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
     if not connection.in_atomic_block:
         raise RuntimeError("events must be appended inside the transaction of the change they record")
+    return _append(actor, events)
+
+
+def event_record(*, actor: Actor, type: str, **fields: Any) -> Event:
+    """Append an event that records no change (a refused write): in the caller's transaction if there
+    is one, else in one of its own. On PostgreSQL that is the one statement in autocommit, which the
+    server commits as it runs: the sequence row is held for that statement alone, not across the
+    client's BEGIN and COMMIT round trips."""
+    new = [NewEvent(type=type, **fields)]
+    if connection.in_atomic_block:
+        return events_append(actor=actor, events=new)[0]
+    if connection.vendor == "postgresql":
+        return _append(actor, new)[0]
+    with transaction.atomic():
+        return events_append(actor=actor, events=new)[0]
+
+
+def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
     key = _idempotency_key.get()
     rows = [
         Event(

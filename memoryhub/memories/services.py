@@ -27,7 +27,7 @@ from memoryhub.errors import (
     VersionConflict,
 )
 from memoryhub.events.models import Event
-from memoryhub.events.services import event_append
+from memoryhub.events.services import event_append, event_record
 from memoryhub.locks.selectors import active_hold, current_exclusive_lease
 from policies.decide import Decision, changed_fields, decide_read, decide_write, field_violations
 from policies.selectors import policy_set
@@ -46,8 +46,11 @@ class WriteResult:
     event: Event
 
 
-def _is_live(memory: Memory | None, now) -> bool:
-    return memory is not None and memory.deleted_at is None and (memory.expires_at is None or memory.expires_at > now)
+def _live(memory: Memory | None, now: datetime | None = None) -> Memory | None:
+    """The memory as readers see it: None when absent, deleted or expired."""
+    if memory is None or memory.deleted_at is not None:
+        return None
+    return memory if memory.expires_at is None or memory.expires_at > (now or timezone.now()) else None
 
 
 def _check_fencing(*, actor: Actor, memory: Memory | None, resource: str, token: int | None) -> None:
@@ -98,7 +101,7 @@ def _save_existing(memory: Memory, *, unchanged_since: tuple[int, datetime | Non
 
 
 def _record_conflict(*, actor: Actor, namespace: str, key: str, error: Exception) -> None:
-    event_append(
+    event_record(
         actor=actor,
         type="conflict.rejected",
         namespace=namespace,
@@ -134,11 +137,18 @@ def _write(
     resource = f"{namespace}/{key}"
     if actor.is_agent and (hold := active_hold([namespace, resource, f"memory:{resource}"])):
         raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
+    conditional = if_match is not None or if_none_match
     for attempt in (1, 2):
         try:
+            read = (
+                _read_unless_stale(actor, namespace, key, op, if_match=if_match, if_none_match=if_none_match)
+                if conditional
+                else None
+            )
             with transaction.atomic():
                 try:
                     return _write_in_transaction(
+                        read=read,
                         actor=actor,
                         namespace=namespace,
                         key=key,
@@ -168,6 +178,22 @@ def _write(
     raise AssertionError("unreachable")
 
 
+def _read_unless_stale(
+    actor: Actor, namespace: str, key: str, op: str, *, if_match: int | None, if_none_match: bool
+) -> Memory | None:
+    """A conditional write's unlocked read of the row, before its transaction: a write already stale
+    is refused (its refusal recorded in a transaction of its own) without opening one."""
+    memory = fetch_memory(namespace, key)
+    live = _live(memory)
+    if live is not None or op == "put":  # else the transaction answers 404
+        try:
+            _check_preconditions(namespace, key, live, if_match=if_match, if_none_match=if_none_match)
+        except VersionConflict as error:
+            _record_conflict(actor=actor, namespace=namespace, key=key, error=error)
+            raise
+    return memory
+
+
 def _check_preconditions(
     namespace: str, key: str, live: Memory | None, *, if_match: int | None, if_none_match: bool
 ) -> None:
@@ -186,6 +212,7 @@ def _check_preconditions(
 
 def _write_in_transaction(
     *,
+    read,
     actor,
     namespace,
     key,
@@ -202,16 +229,16 @@ def _write_in_transaction(
 ) -> WriteResult:
     """The write, in `_write`'s transaction: every refusal is raised before anything is written."""
     resource = f"{namespace}/{key}"
-    # A conditional write (If-Match, If-None-Match) reads the row without locking it and updates it
-    # only if it is unchanged since, as optimistic locking does in SQL: the row is locked from the
-    # UPDATE to the commit only, and a write gone stale meanwhile waits for nobody but the writer
-    # before it. Any other write locks the row first, so it sees the latest version.
+    # A conditional write (If-Match, If-None-Match) has read the row without locking it (`read`, by
+    # _read_unless_stale) and updates it only if it is unchanged since, as optimistic locking does in
+    # SQL: the row is locked from the UPDATE to the commit only, and a write gone stale meanwhile
+    # waits for nobody but the writer before it. Any other write locks the row first, so it sees the
+    # latest version.
     conditional = if_match is not None or if_none_match
-    memory = fetch_memory(namespace, key, for_update=not conditional)
+    memory = read if conditional else fetch_memory(namespace, key, for_update=True)
     read_at = (memory.version, memory.expires_at) if conditional and memory is not None else None
     now = timezone.now()
-    # The memory as readers see it: None when absent, deleted or expired.
-    live_memory = memory if _is_live(memory, now) else None
+    live_memory = _live(memory, now)
     live = live_memory is not None
     if live_memory is None and op != "put":
         raise NotFound(f"no memory {resource}")
@@ -264,9 +291,7 @@ def _write_in_transaction(
     elif not _save_existing(memory, unchanged_since=read_at):
         # Written or expired by someone else since it was read: the precondition decides again.
         fresh = fetch_memory(namespace, key)
-        _check_preconditions(
-            namespace, key, fresh if _is_live(fresh, now) else None, if_match=if_match, if_none_match=if_none_match
-        )
+        _check_preconditions(namespace, key, _live(fresh, now), if_match=if_match, if_none_match=if_none_match)
         raise VersionConflict(f"{resource} changed while it was being written", current=None)
     event_type = {
         "delete": "memory.deleted",

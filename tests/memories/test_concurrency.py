@@ -210,3 +210,34 @@ def test_a_conditional_write_fails_when_the_memory_expires_under_it(counters):
     assert response.json()["error"]["details"]["current"] is None
     memory = Memory.objects.get(namespace="counter:shared", key="n")
     assert (memory.version, memory.content) == (1, {"n": 0})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_already_stale_is_refused_without_a_transaction(counters):
+    """A conditional write reads the row before opening a transaction: one already stale gets its 412
+    and its `conflict.rejected` record without one. On PostgreSQL the record is a single statement in
+    autocommit, so the log's sequence row is held for that statement only (not across BEGIN and
+    COMMIT round trips); on SQLite it commits in a short transaction of its own."""
+    from memoryhub.events.models import Event
+
+    client = client_for(counters[0].token)
+    assert put(client, "counter:shared", "n", {"n": 0}).status_code == 201
+    assert put(client, "counter:shared", "n", {"n": 1}, version=1).status_code == 200
+    seen: list[tuple[str, bool]] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        stale = put(client, "counter:shared", "n", {"n": 9}, version=1)
+    assert stale.status_code == 412
+    refused = Event.objects.get(type="conflict.rejected")
+    assert (refused.actor_id, refused.resource) == ("counter-0", "counter:shared/n")
+    assert refused.seq == Event.objects.latest("seq").seq
+    fetch = [inside for sql, inside in seen if "FROM memories_memory" in sql]
+    assert fetch == [False], seen  # the read: outside any transaction
+    append = [inside for sql, inside in seen if "INSERT INTO events_event" in sql]
+    assert append == [connection.vendor != "postgresql"], seen
+    memory = Memory.objects.get(namespace="counter:shared", key="n")
+    assert (memory.version, memory.content) == (2, {"n": 1})
