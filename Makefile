@@ -45,7 +45,7 @@ bench: install
 
 ## production-like layout: REST on gunicorn, websockets on daphne (see README)
 serve-prod: install
-	$(VENV)/bin/gunicorn memoryhub.wsgi:application -b $(HOST):8001 -w 4 --worker-class gthread --threads 4 &
+	$(VENV)/bin/gunicorn memoryhub.wsgi:application -b $(HOST):8001 -w 4 &
 	$(VENV)/bin/daphne -b $(HOST) -p 8002 memoryhub.asgi:application
 
 worker: install

@@ -240,7 +240,8 @@ SPECTACULAR_SETTINGS = {
 # --- memoryhub ------------------------------------------------------------------------------------
 MEMORYHUB_MAX_CONTENT_BYTES = env_int("MEMORYHUB_MAX_CONTENT_BYTES", 256 * 1024)
 MEMORYHUB_IDEMPOTENCY_TTL_SECONDS = env_int("MEMORYHUB_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
-MEMORYHUB_MAX_LOCK_WAIT_SECONDS = 30
+# How long a lock request may wait (the API's ceiling is 30 s): a waiting request keeps its sync worker.
+MEMORYHUB_MAX_LOCK_WAIT_SECONDS = min(env_int("MEMORYHUB_MAX_LOCK_WAIT_SECONDS", 30), 30)
 # Requests per caller per window ("6000/min", "100/s", "off"): stops a runaway agent hammering the hub.
 MEMORYHUB_RATE_LIMIT = env_str("MEMORYHUB_RATE_LIMIT", "6000/min")
 # Count it per server process (free) or across processes in Redis (one round trip per request).

@@ -8,9 +8,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memoryhub.settings")
 application = get_wsgi_application()
 
-# A request thread whose query has returned waits for the GIL while the other threads of its worker
-# (gunicorn gthread) run Python: up to Python's default 5 ms, with its transaction's row locks (and
-# the log's sequence row) held meanwhile. 1 ms measured better throughput on a hot key and a lower p99.
+# In a threaded worker (gunicorn gthread; production runs sync workers, see the README) a request
+# thread whose query has returned waits for the GIL while the other threads of its worker run Python:
+# up to Python's default 5 ms, with its transaction's row locks (and the log's sequence row) held
+# meanwhile. 1 ms measured better throughput on a hot key and a lower p99 there.
 _switch_ms = float(os.environ.get("MEMORYHUB_GIL_SWITCH_MS", "1") or 0)
 if _switch_ms > 0:
     sys.setswitchinterval(_switch_ms / 1000)

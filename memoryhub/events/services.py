@@ -1,5 +1,6 @@
 """Appending to the provenance log. Every service calls `events_append` inside its transaction,
-after its other writes (the sequence row lock is then held only for the last moments before commit)."""
+after its other writes (the sequence row lock is then held only for the last moments before commit).
+A record of something that changed nothing (a refused write) goes through `event_record`."""
 
 from __future__ import annotations
 

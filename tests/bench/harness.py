@@ -37,7 +37,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 # stall (every agent at the same moment) from a slow path.
 SLOW_SECONDS = 1.0
 # The REST layout the single-layout suites run on (the memories suite compares layouts to choose it).
-PRODUCTION_LAYOUT = "gunicorn-gthread"
+PRODUCTION_LAYOUT = "gunicorn-sync"
 # High enough never to refuse a benchmark request, so the throttle's cost is paid but nothing is 429ed.
 BENCH_RATE_LIMIT = "100000000/min"
 

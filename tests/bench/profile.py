@@ -26,6 +26,7 @@ from .harness import RESULTS_DIR, config_from_env, configure_django, run_load, s
 TARGETS = {
     "memory-read": ("tests.bench.bench_memories:setup", "tests.bench.bench_memories:hub_read", {}),
     "memory-rmw": ("tests.bench.bench_memories:setup", "tests.bench.bench_memories:hub_rmw", {}),
+    "memory-rmw-hot": ("tests.bench.bench_memories:setup", "tests.bench.bench_memories:hub_rmw", {"hot": True}),
     "floor-read": ("tests.bench.bench_memories:setup", "tests.bench.floor_loops:floor_read", {}),
     "floor-rmw": ("tests.bench.bench_memories:setup", "tests.bench.floor_loops:floor_rmw", {}),
     "inbox-loop": ("tests.bench.bench_inbox:setup_loop_16", "tests.bench.bench_inbox:inbox_cycle", {}),

@@ -158,3 +158,26 @@ def test_list_shows_active_leases_by_resource_and_agent(inventory, orders):
     assert [lease["id"] for lease in by_inventory] == [mine["id"]]
     assert inventory.client.get(f"/api/v1/locks/{theirs['id']}/").json()["agent"] == "orders-1"
     error_of(inventory.client.get("/api/v1/locks/999999/"), 404, "not_found")
+
+
+def test_an_operator_can_lower_the_longest_lock_wait(inventory, settings):
+    """MEMORYHUB_MAX_LOCK_WAIT_SECONDS bounds how long a request may keep its (sync) worker waiting."""
+    import json
+
+    settings.MEMORYHUB_MAX_LOCK_WAIT_SECONDS = 5
+    body = {"resources": ["a"], "ttl_seconds": 10, "wait_seconds": 6}
+    response = inventory.client.post("/api/v1/locks/", json.dumps(body), content_type="application/json")
+    assert "wait_seconds" in error_of(response, 400, "invalid")
+    assert not Lease.objects.exists()
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("600", "30"), ("10", "10")])
+def test_the_longest_lock_wait_never_exceeds_the_api_ceiling(setting, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MEMORYHUB_MAX_LOCK_WAIT_SECONDS": setting}
+    read = "import memoryhub.settings as s; print(s.MEMORYHUB_MAX_LOCK_WAIT_SECONDS)"
+    result = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == expected
