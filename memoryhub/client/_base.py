@@ -1,24 +1,55 @@
-"""What the sync and the async client share: configuration, the retry policy, and every operation as
-a `Call` (method, path, body, headers, how to read the answer). Each operation is written once here and
-returns `self._run(call)`: a value on `HubClient`, an awaitable on `AsyncHubClient`."""
+"""What the sync and the async client share: configuration, the retry policy, and every operation.
+
+Each operation is written once here and returns `self._run(work)`: a value on `HubClient`, an
+awaitable on `AsyncHubClient`. `work` is a `Call` (one request: method, path, body, headers, how to
+read the answer) or, for an operation that takes several requests or waits between them, `Steps`.
+
+`Steps` is a generator that puts `yield` in front of every call it makes, to a client method or to the
+transport (`memory = yield self.get(ns, key)`, `yield self._sleep(0.1)`), and gets the result back. On
+`HubClient` the call has already happened when it is yielded (an error was raised right there, inside
+the generator), so the runner hands the value straight back; on `AsyncHubClient` it is an awaitable,
+which the runner awaits, then sends the result back or throws the error in at that `yield`. So the
+logic (what to retry, when to stop) is written once, and sync.py / aio.py hold only the transport: how
+to send a request, how to sleep, how to run steps. Adding an operation is adding a method here."""
 
 from __future__ import annotations
 
+import copy
+import inspect
 import os
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from .errors import Conflict, HubError, TransportError, error_from_response
+import httpx
+
+from .errors import Conflict, HubError, NotFound, TransportError, VersionConflict, error_from_response
 from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, Task
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API = "/api/v1/"
 _NO_BODY = object()
+
+type Steps[T] = Generator[Any, Any, T]
+"""An operation of several calls, written once (see the module's docstring); it returns a T."""
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """Yielded by a stream's steps: an item for the reader, not a call for the runner."""
+
+    item: Any
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a runner returns when the steps have ended: their return value."""
+
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +69,16 @@ class Reply:
     status: int
     body: Any
     headers: dict[str, str]
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Reply:
+        body: Any = None
+        if response.content:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
+        return cls(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
 
     @property
     def replayed(self) -> bool:
@@ -69,9 +110,15 @@ class Call:
         if self.params:
             self.params = {k: v for k, v in self.params.items() if v is not None}
 
-    @property
-    def json(self) -> Any:
-        return None if self.body is _NO_BODY else self.body
+    def options(self, default_timeout: float) -> dict[str, Any]:
+        """The keyword arguments of httpx's `request(method, path, ...)` (sync and async alike)."""
+        body = None if self.body is _NO_BODY else self.body
+        return {
+            "params": self.params,
+            "json": body,
+            "headers": self.headers,
+            "timeout": self.timeout or default_timeout,
+        }
 
 
 def retry_decision(reply: Reply, attempt: int, policy: Retry) -> float | None:
@@ -156,13 +203,55 @@ class Config:
         return ("wss" if scheme == "https" else "ws") + "://" + rest + "/ws/v1/events/"
 
 
-class Operations:
-    """Every operation of the REST API, as a call run by the subclass (`_run`)."""
+class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]:
+    """Every operation of the REST API, written once; the subclass provides the transport: `_http_client`
+    (httpx's Client or AsyncClient), `_send` (one HTTP exchange), `_sleep`, `_finish` (run steps to
+    their end), and the lock and stream classes."""
 
-    config: Config
+    _http_client: Callable[..., Any]
+    _finish: Callable[[Steps[Any]], Any]
+    _sleep: Callable[[float], Any]
+    _lock_context: Callable[..., Any]  # what `lock()` returns
+    _event_stream: Callable[..., Any]  # what `events()` returns
 
-    def _run(self, call: Call) -> Any:  # pragma: no cover - provided by the subclasses
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: Retry | None = None,
+        transport: HTTPTransport | None = None,
+    ) -> None:
+        self.config = Config(base_url, token, retry, timeout)
+        self._http = self._http_client(
+            base_url=self.config.base_url + API, headers=self.config.headers, timeout=timeout, transport=transport
+        )
+
+    def _send(self, call: Call) -> Any:  # pragma: no cover - the Reply, or an awaitable of it
         raise NotImplementedError
+
+    def _run(self, work: Call | Steps[Any]) -> Any:
+        return self._finish(self._exchange(work) if isinstance(work, Call) else work)
+
+    def _exchange(self, call: Call) -> Steps[Any]:
+        """One call with the retry policy: the parsed answer, or its typed HubError."""
+        policy = self.config.retry
+        for attempt in range(policy.attempts):
+            try:
+                reply = yield self._send(call)
+            except httpx.TransportError as exc:
+                if attempt + 1 >= policy.attempts:
+                    raise unreachable(call, exc) from exc
+                yield self._sleep(policy.delay(attempt))
+                continue
+            wait = retry_decision(reply, attempt, policy)
+            if wait is not None:
+                yield self._sleep(wait)
+                continue
+            raise_for(reply)
+            return call.parse(reply)
+        raise AssertionError("unreachable")  # the last attempt always returns or raises
 
     @property
     def base_url(self) -> str:
@@ -279,6 +368,70 @@ class Operations:
             Call("POST", _memory_path(namespace, key, "revert/"), body=body, headers=headers, parse=_memory)
         )
 
+    def update(
+        self,
+        namespace: str,
+        key: str,
+        fn: Callable[[dict[str, Any]], Any],
+        *,
+        default: dict[str, Any] | None = None,
+        reason: str | None = None,
+        kind: str | None = None,
+        ttl: int | None = None,
+        fencing_token: int | None = None,
+        max_attempts: int = 50,
+        retry: Retry | None = None,
+    ):
+        """Read, apply `fn` to a copy of the content (it returns the new content, or None after changing
+        the copy in place), write it back if the memory is still at the version read; on a conflict wait
+        (exponential backoff + jitter), read again and re-apply. An absent memory is created from
+        `default` (or {}) if nobody creates it first. Returns the memory as written (or as it is, when
+        `fn` changed nothing). On `AsyncHubClient`, `fn` may also be a coroutine function."""
+        write = {"reason": reason, "kind": kind, "ttl": ttl, "fencing_token": fencing_token}
+        policy = retry or Retry(attempts=max_attempts, base=0.02, cap=1.0)
+        return self._run(self._update(namespace, key, fn, default, write, max_attempts, policy))
+
+    def _update(
+        self,
+        namespace: str,
+        key: str,
+        fn: Callable[[dict[str, Any]], Any],
+        default: dict[str, Any] | None,
+        write: dict[str, Any],
+        attempts: int,
+        policy: Retry,
+    ) -> Steps[Memory]:
+        current = yield from self._current(namespace, key)
+        for attempt in range(attempts):
+            if current is None:
+                base = copy.deepcopy(default or {})
+            else:
+                # Reads of the current memory answer NotFound once it is deleted: a live one has content.
+                assert current.content is not None
+                base = copy.deepcopy(current.content)
+            content = fn(base)
+            if inspect.isawaitable(content):  # a coroutine function, on AsyncHubClient
+                content = yield content
+            if content is None:  # fn changed the dict in place
+                content = base
+            if current is not None and content == current.content:
+                return current  # nothing to change
+            try:
+                version = current.version if current else None
+                return (yield self.put(namespace, key, content, version=version, create_only=current is None, **write))
+            except VersionConflict:
+                if attempt + 1 >= attempts:
+                    raise
+            yield self._sleep(policy.delay(attempt))
+            current = yield from self._current(namespace, key)
+        raise AssertionError("unreachable")
+
+    def _current(self, namespace: str, key: str) -> Steps[Memory | None]:
+        try:
+            return (yield self.get(namespace, key))
+        except NotFound:
+            return None
+
     def list_memories(
         self,
         namespace: str | None = None,
@@ -390,6 +543,21 @@ class Operations:
         """Active leases (and who waits)."""
         return self._run(Call("GET", "locks/", params={"resource": resource, "agent": agent}))
 
+    def lock(
+        self,
+        resources: str | Iterable[str],
+        ttl: int = 30,
+        mode: str = "exclusive",
+        wait: float = 10,
+        *,
+        heartbeat_every: float | None = None,
+    ):
+        """`with hub.lock("inventory:sku-1") as lease:` (`async with` on AsyncHubClient) — acquires
+        (waiting up to `wait` s), heartbeats in the background while held (every ttl/3 s), releases on
+        exit. `lease.fencing_token` goes with writes to locked namespaces; `lease.lost` turns True if
+        the lease lapsed anyway."""
+        return self._lock_context(self, resources, ttl=ttl, mode=mode, wait=wait, every=heartbeat_every)
+
     # --- tasks -----------------------------------------------------------------------------------
 
     def create_task(
@@ -479,6 +647,22 @@ class Operations:
     def last_seq(self):
         """The newest seq in the log (where `events(since=None)` starts)."""
         return self._run(Call("GET", "events/", params={"limit": 1}, parse=lambda r: int(r.body.get("last_seq", 0))))
+
+    def events(
+        self,
+        since: int | None = 0,
+        namespaces: Iterable[str] | None = None,
+        *,
+        contexts: bool = False,
+        reconnect: bool = True,
+        max_backoff: float = 5.0,
+    ):
+        """Iterate over events after `since` (None: from now) over the websocket (`async for` on
+        AsyncHubClient), reconnecting after a drop and resuming from the last seq yielded: no gap, no
+        repeat. `contexts=True` also yields a ContextEntry for each entry sent to the caller or its role."""
+        return self._event_stream(
+            self, since, namespaces, contexts=contexts, reconnect=reconnect, max_backoff=max_backoff
+        )
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
