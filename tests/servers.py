@@ -38,8 +38,10 @@ def test_database_url() -> str:
 
 
 def redis_url_for_tests() -> str | None:
-    """REDIS_URL when set, else a local Redis if one answers (db 14), else None."""
-    url = os.environ.get("REDIS_URL")
+    """REDIS_URL when set, else MEMORYHUB_TEST_REDIS_URL (a Redis for the tests that need one on a
+    SQLite run: pub/sub channels are shared across db numbers, so a shared Redis mixes the events of
+    everyone's servers), else a local Redis if one answers (db 14), else None."""
+    url = os.environ.get("REDIS_URL") or os.environ.get("MEMORYHUB_TEST_REDIS_URL")
     if url:
         return url
     try:
