@@ -3,9 +3,12 @@ database (SQLite file in WAL + IMMEDIATE mode by default, PostgreSQL when DATABA
 
 import json
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from memoryhub.memories.models import Memory
@@ -33,6 +36,65 @@ def run_threads(target, count: int) -> list[BaseException]:
     for thread in threads:
         thread.join(timeout=120)
     return errors
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def in_transaction(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() == ("idle in transaction",)
+
+
+def blocked_by(pid: int, timeout: float = 10.0) -> bool:
+    """True once some session waits for a lock that the session `pid` holds (PostgreSQL's own view,
+    not a guess from how long a thread has been running); False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [pid])
+            if cursor.fetchone()[0]:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+@contextmanager
+def holding(change: Callable[[], None]) -> Iterator[int]:
+    """Run `change()` in a transaction on another thread (and connection), kept open with its row locks
+    until the block ends; yields that session's backend pid."""
+    held, release, pid = threading.Event(), threading.Event(), []
+
+    def hold(_index: int) -> None:
+        with transaction.atomic():
+            pid.append(backend_pid())
+            change()
+            held.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=run_threads, args=(hold, 1))
+    holder.start()
+    assert held.wait(timeout=10)
+    try:
+        yield pid[0]
+    finally:
+        release.set()
+        holder.join(timeout=10)
+
+
+def start_waiting(write: Callable[[], object], *, holder: int, why: str) -> tuple[threading.Thread, dict]:
+    """Run `write()` in a thread; return once PostgreSQL shows it waiting for a lock the `holder`
+    session holds, with no answer yet. The answer lands in the returned dict's "response"."""
+    answer: dict = {}
+    thread = threading.Thread(target=run_threads, args=(lambda _index: answer.update(response=write()), 1))
+    thread.start()
+    assert blocked_by(holder), why
+    assert not answer, "answered while the holder still held the row"
+    return thread, answer
 
 
 def client_for(token: str) -> APIClient:
@@ -128,42 +190,23 @@ def test_a_stale_write_fails_at_once_while_another_writer_holds_the_memory(count
     decides."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises whole write transactions; there is no row to wait on")
-    from django.db import transaction
-
     from memoryhub.memories.selectors import fetch_memory
 
     client = client_for(counters[0].token)
     for version in (None, 1):
         response = put(client, "counter:shared", "n", {"n": version or 0}, version=version)
         assert response.status_code in (200, 201), response.content
-    holding, release = threading.Event(), threading.Event()
 
-    def hold_the_row(_index: int) -> None:
-        with transaction.atomic():
-            fetch_memory("counter:shared", "n", for_update=True)
-            holding.set()
-            release.wait(timeout=30)
-
-    holder = threading.Thread(target=run_threads, args=(hold_the_row, 1))
-    holder.start()
-    assert holding.wait(timeout=10)
-    try:
+    with holding(lambda: fetch_memory("counter:shared", "n", for_update=True)) as holder:
         stale = put(client, "counter:shared", "n", {"n": 9}, version=1)  # at version 2 already
         assert stale.status_code == 412
-        assert holder.is_alive()  # answered while the row was still held
+        assert in_transaction(holder)  # answered while the row was still held
         assert stale.json()["error"]["details"]["current"]["version"] == 2
-        waiting: dict = {}
-
-        def write_current(_index: int) -> None:
-            waiting["response"] = put(client_for(counters[1].token), "counter:shared", "n", {"n": 3}, version=2)
-
-        current = threading.Thread(target=run_threads, args=(write_current, 1))
-        current.start()
-        current.join(timeout=0.5)
-        assert current.is_alive(), "a write with the current version waits for the holder"
-    finally:
-        release.set()
-        holder.join(timeout=10)
+        current, waiting = start_waiting(
+            lambda: put(client_for(counters[1].token), "counter:shared", "n", {"n": 3}, version=2),
+            holder=holder,
+            why="a write with the current version waits for the holder's row lock",
+        )
     current.join(timeout=10)
     assert (
         waiting["response"].status_code == 200 and Memory.objects.get(namespace="counter:shared", key="n").version == 3
@@ -177,33 +220,19 @@ def test_a_conditional_write_fails_when_the_memory_expires_under_it(counters):
     and updates it after gets 412 (the memory is gone), never a write into an expired memory."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises whole write transactions; nothing can change under a write")
-    from django.db import transaction
     from django.utils import timezone
 
     client = client_for(counters[0].token)
     assert put(client, "counter:shared", "n", {"n": 0}).status_code == 201
-    holding, release = threading.Event(), threading.Event()
+    expire = Memory.objects.filter(namespace="counter:shared", key="n")
 
-    def expire_under_the_writer(_index: int) -> None:
-        with transaction.atomic():
-            Memory.objects.filter(namespace="counter:shared", key="n").update(expires_at=timezone.now())
-            holding.set()
-            release.wait(timeout=30)
-
-    holder = threading.Thread(target=run_threads, args=(expire_under_the_writer, 1))
-    holder.start()
-    assert holding.wait(timeout=10)
-    written: dict = {}
-
-    def write(_index: int) -> None:  # reads version 1, live (the expiry is not committed yet)
-        written["response"] = put(client, "counter:shared", "n", {"n": 1}, version=1)
-
-    writer = threading.Thread(target=run_threads, args=(write, 1))
-    writer.start()
-    writer.join(timeout=0.5)
-    assert writer.is_alive(), "the write waits at its UPDATE for the expiring transaction"
-    release.set()
-    holder.join(timeout=10)
+    with holding(lambda: expire.update(expires_at=timezone.now())) as holder:
+        # It reads version 1, live (the expiry is not committed yet), and waits at its UPDATE.
+        writer, written = start_waiting(
+            lambda: put(client, "counter:shared", "n", {"n": 1}, version=1),
+            holder=holder,
+            why="the write waits at its UPDATE for the expiring transaction",
+        )
     writer.join(timeout=10)
     response = written["response"]
     assert response.status_code == 412, response.content
