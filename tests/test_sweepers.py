@@ -35,16 +35,23 @@ def test_one_sweep_records_every_lapse_once(policies, make_agent):
     Task.objects.update(claim_expires_at=past)
 
     done = sweep.apply().get()  # the Celery task, run here (beat queues it to a worker in production)
-    assert done["memories_expired"] == 1
-    assert done["contexts_expired"] == 1
-    assert done["leases_expired"] == 1
-    assert done["claims_requeued"] == 1
+    # Every sweeper ran (a failing one would report -1) and each found its one lapse.
+    assert done == {
+        "memories_expired": 1,
+        "episodic_pruned": 0,
+        "contexts_expired": 1,
+        "leases_expired": 1,
+        "claims_requeued": 1,
+        "alerts_raised": 0,
+    }
     for event_type in ("memory.expired", "context.expired", "lock.expired", "task.requeued"):
         assert Event.objects.filter(type=event_type).count() == 1, event_type
     assert Task.objects.get().status == "queued"
     assert cache.get(LAST_SWEEP_KEY) is not None
-    # A second sweep finds nothing new.
-    assert set(sweep()).issuperset({"memories_expired"}) and all(v == 0 for v in sweep().values())
+    # A second sweep finds nothing new, and records nothing.
+    seq = Event.objects.latest("seq").seq
+    assert sweep() == dict.fromkeys(done, 0)
+    assert Event.objects.latest("seq").seq == seq
 
 
 def test_a_lease_held_past_twice_its_ttl_raises_one_alert(policies, make_agent):
@@ -54,8 +61,9 @@ def test_a_lease_held_past_twice_its_ttl_raises_one_alert(policies, make_agent):
     Lease.objects.filter(id=grant.lease.id).update(
         acquired_at=timezone.now() - timedelta(seconds=25), expires_at=timezone.now() + timedelta(seconds=5)
     )
-    sweep()
-    sweep()
+    first, second = sweep(), sweep()
+    assert (first["alerts_raised"], second["alerts_raised"]) == (1, 0)  # raised by the first, once
     alerts = Event.objects.filter(type="alert.lock_wait")
     assert alerts.count() == 1
     assert "pricing-table" in alerts.get().resource
+    assert alerts.get().after["lease_id"] == grant.lease.id
