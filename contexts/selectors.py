@@ -20,7 +20,7 @@ from memoryhub.actors import Actor
 from memoryhub.agents.models import Agent
 from memoryhub.errors import Forbidden, Invalid, NotFound
 from policies.decide import PolicySet, decide_read
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .models import ContextEntry, Receipt
 
@@ -75,7 +75,7 @@ def entry_visible(*, actor: Actor, entry: ContextEntry, policies: PolicySet | No
         return True
     if actor.id in (entry.from_agent_id, entry.to_agent_id) or (entry.to_role and entry.to_role == actor.role):
         return True
-    return decide_read(policies or policy_set(), actor, entry.namespace).allowed
+    return decide_read(policies or policies_for(actor), actor, entry.namespace).allowed
 
 
 def entry_for(*, actor: Actor, entry_id: int) -> ContextEntry:
@@ -255,7 +255,7 @@ def contexts_list(
 ) -> tuple[list[dict[str, Any]], int]:
     """Entries the caller may see, ascending by id after `since` (expired ones included: this is the
     log, not an inbox), each with counts of its receipts. Returns them and the id to continue from."""
-    policies = policy_set()
+    policies = policies_for(actor)
     queryset: QuerySet[ContextEntry] = ContextEntry.objects.filter(id__gt=since)
     if from_role:
         queryset = queryset.filter(from_role=from_role)

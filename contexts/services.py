@@ -26,7 +26,7 @@ from memoryhub.events.models import Event
 from memoryhub.events.services import NewEvent, event_append, events_append
 from memoryhub.memories.content import content_size
 from policies.decide import best_match
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .models import ContextEntry, Receipt
 from .selectors import aware, entry_for, entry_namespace, entry_to_dict, receipt_to_dict
@@ -189,7 +189,7 @@ def context_send(
         ttl_seconds=ttl_seconds,
     )
     namespace = entry_namespace(to_role=to_role or "", to_agent=to_agent)
-    rule = best_match(policy_set().namespaces, namespace, lambda r: r.pattern)
+    rule = best_match(policies_for(actor).namespaces, namespace, lambda r: r.pattern)
     limit = (rule[0].max_content_bytes if rule else None) or settings.MEMORYHUB_MAX_CONTENT_BYTES
     size = content_size(content)
     if size > limit:

@@ -214,7 +214,7 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "memoryhub.agents.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "memoryhub.agents.authentication.HumanSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["memoryhub.api.permissions.IsHubCaller"],
     "DEFAULT_THROTTLE_CLASSES": ["memoryhub.api.throttling.CallerRateThrottle"],

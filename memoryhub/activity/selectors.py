@@ -15,7 +15,7 @@ from memoryhub.events.visibility import EventFilter
 from memoryhub.locks.names import aliases, check_resource
 from memoryhub.locks.selectors import hold_covering, iso
 from policies.decide import RecentAction, decide_deference
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 SCAN_LIMIT = 2000
@@ -46,7 +46,7 @@ def activity_for(
     events = Event.objects.filter(match, at__gte=now - timedelta(seconds=window_seconds)).order_by("-seq")
     if actor.kind in ("agent", "human"):
         events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)
-    policies = policy_set(deference=True)
+    policies = policies_for(actor)
     visible = EventFilter(actor, policies)
     recent = []
     for event in events[:SCAN_LIMIT]:
@@ -54,7 +54,7 @@ def activity_for(
             recent.append(event)
             if len(recent) >= limit:
                 break
-    hold = hold_covering([resource])
+    hold = hold_covering(actor=actor, resources=[resource])
     deference = decide_deference(
         policies,
         actor,

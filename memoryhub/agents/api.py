@@ -8,7 +8,7 @@ from memoryhub.api.permissions import IsHuman
 from memoryhub.api.serializers import StrictSerializer
 from memoryhub.api.views import HubView
 from memoryhub.errors import NotFound
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .models import Agent
 from .services import agent_set_status, agent_touch
@@ -27,7 +27,7 @@ def agent_to_dict(agent: Agent) -> dict:
 class MeView(HubView):
     def get(self, request):
         actor = self.actor
-        policies = policy_set()
+        policies = policies_for(actor)
         if actor.is_human:
             return Response(
                 {

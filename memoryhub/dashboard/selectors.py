@@ -23,9 +23,8 @@ from memoryhub.events.models import Event
 from memoryhub.locks.models import Lease, LockWait
 from memoryhub.memories.content import diff as content_diff
 from memoryhub.memories.models import Memory
-from memoryhub.memories.selectors import glob_to_regex
 from memoryhub.tasks.models import Task, TaskStatus
-from policies.decide import PolicySet
+from policies.decide import PolicySet, glob_to_regex
 
 # --- agents -------------------------------------------------------------------------------------------
 

@@ -4,10 +4,8 @@ A record of something that changed nothing (a refused write) goes through `event
 
 from __future__ import annotations
 
-import contextvars
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,21 +14,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from memoryhub.actors import Actor
+from memoryhub.context import Caller
 
 from .models import Event, EventSequence
 from .publisher import publish_events
-
-_idempotency_key: contextvars.ContextVar[str] = contextvars.ContextVar("idempotency_key", default="")
-
-
-@contextmanager
-def idempotency_scope(key: str) -> Iterator[None]:
-    """Events appended inside carry the request's Idempotency-Key (set by the API adapter)."""
-    token = _idempotency_key.set(key)
-    try:
-        yield
-    finally:
-        _idempotency_key.reset(token)
 
 
 @dataclass(slots=True)
@@ -82,7 +69,8 @@ def event_record(*, actor: Actor, type: str, **fields: Any) -> Event:
 
 
 def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
-    key = _idempotency_key.get()
+    # A request's events carry its Idempotency-Key (the adapter put it in the request context).
+    key = actor.idempotency_key if isinstance(actor, Caller) else ""
     rows = [
         Event(
             type=new.type,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +11,9 @@ from django.utils import timezone
 
 from memoryhub import sql
 from memoryhub.actors import Actor
+from memoryhub.context import Caller
 from policies.decide import decide_read
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .models import Hold, Lease, LeaseResource, LockResource, LockWait
 from .names import covering_names
@@ -25,47 +24,28 @@ def iso(value: datetime | None) -> str | None:
 
 
 # Holds are rare, and every memory write by an agent asks for one: the token lookup that starts each
-# REST request also reads whether any hold is in place (ANY_HOLD_COLUMN), and when none was, the
-# request's hold checks need no query. (Outside a request scope nothing is noted: ask.)
+# REST request also reads whether any hold is in place (ANY_HOLD_COLUMN, kept in the request's Caller),
+# and when none was, the request's hold checks need no query.
 ANY_HOLD_COLUMN = "EXISTS (SELECT 1 FROM locks_hold WHERE lifted_at IS NULL) AS any_hold"
-_holds_at_start: contextvars.ContextVar[dict | None] = contextvars.ContextVar("holds_at_start", default=None)
 
 
-@contextmanager
-def holds_scope() -> Iterator[None]:
-    token = _holds_at_start.set({})
-    try:
-        yield
-    finally:
-        _holds_at_start.reset(token)
-
-
-def note_holds(any_hold: bool | None) -> None:
-    scope = _holds_at_start.get()
-    if scope is not None and any_hold is not None:
-        scope["any"] = bool(any_hold)
-
-
-def active_hold(resources: Iterable[str]) -> Hold | None:
-    """The human hold on any of these resource names, if one is in place. (Asked on every memory write
-    by an agent: written out, see `sql`.)"""
-    if (_holds_at_start.get() or {}).get("any") is False:
-        return None
-    names = sorted(set(resources))
-    holds = sql.instances(
-        Hold,
-        f"SELECT {sql.columns(Hold)} FROM locks_hold WHERE lifted_at IS NULL"
-        f" AND resource IN ({sql.placeholders(names)}) ORDER BY placed_at LIMIT 1",
-        names,
-    )
-    return holds[0] if holds else None
-
-
-def hold_covering(resources: Iterable[str]) -> Hold | None:
+def hold_covering(*, actor: Actor | None, resources: Iterable[str]) -> Hold | None:
+    """The human hold in place on any of these resources, on one of their aliases or on their
+    namespace (see `covering_names`). The one hold check: memory writes, lock acquisitions and
+    `activity/` all ask it. (Asked on every memory write by an agent: written out, see `sql`.)"""
+    if isinstance(actor, Caller) and actor.any_hold is False:
+        return None  # none was in place when the caller's request started
     names: set[str] = set()
     for resource in resources:
         names |= covering_names(resource)
-    return active_hold(names)
+    ordered = sorted(names)
+    holds = sql.instances(
+        Hold,
+        f"SELECT {sql.columns(Hold)} FROM locks_hold WHERE lifted_at IS NULL"
+        f" AND resource IN ({sql.placeholders(ordered)}) ORDER BY placed_at LIMIT 1",
+        ordered,
+    )
+    return holds[0] if holds else None
 
 
 def current_exclusive_lease(resource: str) -> Lease | None:
@@ -116,7 +96,7 @@ def _visible_to(actor: Actor):
     """Lock names of memories reveal keys: an agent sees those of namespaces it may read."""
     if actor.kind != "agent":
         return lambda names: True
-    policies = policy_set()
+    policies = policies_for(actor)
     cache: dict[str, bool] = {}
 
     def visible(names: Iterable[str]) -> bool:

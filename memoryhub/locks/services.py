@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from memoryhub import sql
 from memoryhub.actors import SYSTEM, Actor
+from memoryhub.agents.guard import agent_lock_active
 from memoryhub.errors import (
-    AgentSuspended,
     Conflict,
     Forbidden,
     Held,
@@ -40,11 +40,11 @@ from memoryhub.errors import (
 )
 from memoryhub.events.services import NewEvent, event_append, events_append
 from policies.decide import decide_write
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .models import Hold, Lease, LeaseResource, LockMode, LockResource, LockWait
 from .names import check_resource, covering_names, resource_namespace
-from .selectors import iso
+from .selectors import hold_covering, iso
 from .waiting import NOTIFY_SQL, announce_release, notifier
 
 MAX_RESOURCES = 50
@@ -95,29 +95,6 @@ def _holder(row: _Holding) -> dict[str, Any]:
         "mode": row.mode,
         "expires_at": iso(row.lease.expires_at),
     }
-
-
-def require_active_agent(actor: Actor, *checks: tuple[str, list[Any]]) -> list[Any]:
-    """Lock the caller's Agent row (FOR NO KEY UPDATE: it does not block rows referencing the agent)
-    and re-read its status. The kill switch locks the same row first, so an acquisition or claim
-    racing a suspension either commits before it (and is released by it) or sees `suspended`.
-
-    `checks` are scalar subqueries `(sql, params)` the caller needs at the start of its transaction
-    (is there a hold, a lapsed claim...): they ride along in the same statement, one round trip
-    instead of two, and their values are returned in order."""
-    from memoryhub.agents.models import AgentStatus
-
-    columns = "".join(f", ({check})" for check, _ in checks)
-    params = [param for _, check_params in checks for param in check_params]
-    rows = sql.fetch(
-        f"SELECT status{columns} FROM agents_agent WHERE id = %s{sql.row_lock('FOR NO KEY UPDATE')}",
-        [*params, actor.id],
-    )
-    if not rows:
-        raise NotFound(f"no agent {actor.id!r}")
-    if rows[0][0] == AgentStatus.SUSPENDED:
-        raise AgentSuspended()
-    return list(rows[0][1:])
 
 
 def _expire(lease: Lease, now: datetime, locked: set[str]) -> NewEvent:
@@ -223,7 +200,7 @@ def lock_request(*, actor: Actor, resources: Any, mode: str, ttl_seconds: int, w
         raise Invalid(f"wait_seconds must be between 0 and {max_wait}", wait_seconds=["out of range"])
     memory_names = [name for name in names if name.startswith("memory:")]
     if memory_names:
-        policies = policy_set()
+        policies = policies_for(actor)
         for name in memory_names:
             decision = decide_write(policies, actor, resource_namespace(name))
             if not decision.allowed:
@@ -265,15 +242,23 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
     names = request.names
     covering = sorted(set().union(*(covering_names(name) for name in names)))
     with transaction.atomic():
-        # The agent row lock and the hold check share one round trip.
-        (hold_id,) = require_active_agent(
-            actor,
-            (
-                f"SELECT id FROM locks_hold WHERE lifted_at IS NULL AND resource IN ({sql.placeholders(covering)})"
-                " ORDER BY placed_at LIMIT 1",
-                covering,
-            ),
+        agent_lock_active(actor=actor)
+        # The global order: every acquirer locks resource rows sorted by name, so callers asking for
+        # [a, b] and [b, a] queue on `a` instead of each holding one and waiting for the other. The
+        # hold check rides along (one round trip): asked on every attempt, a hold placed while this
+        # request waits refuses it.
+        row_locks = sql.fetch(
+            f"SELECT name, (SELECT id FROM locks_hold WHERE lifted_at IS NULL"
+            f" AND resource IN ({sql.placeholders(covering)}) ORDER BY placed_at LIMIT 1)"
+            f" FROM locks_lockresource WHERE name IN ({sql.placeholders(names)})"
+            f" ORDER BY name{sql.row_lock('FOR UPDATE OF locks_lockresource')}",
+            [*covering, *names],
         )
+        locked = {name for name, _ in row_locks}
+        hold_id = row_locks[0][1] if row_locks else None
+        if not locked:  # no row yet to carry the check
+            hold = hold_covering(actor=None, resources=names)
+            hold_id = hold.id if hold else None
         if hold_id is not None:
             hold = Hold.objects.get(id=hold_id)
             raise Held(
@@ -282,16 +267,6 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
                 placed_by=hold.placed_by,
                 reason=hold.reason,
             )
-        # The global order: every acquirer locks resource rows sorted by name, so callers asking for
-        # [a, b] and [b, a] queue on `a` instead of each holding one and waiting for the other.
-        locked = {
-            name
-            for (name,) in sql.fetch(
-                f"SELECT name FROM locks_lockresource WHERE name IN ({sql.placeholders(names)})"
-                f" ORDER BY name{sql.row_lock('FOR UPDATE')}",
-                names,
-            )
-        }
         if len(locked) < len(names):
             raise _NewResources([name for name in names if name not in locked])
         # Read the clock only now that the rows are ours: time spent queueing on them must not make

@@ -13,10 +13,10 @@ from memoryhub import sql
 from memoryhub.actors import Actor
 from memoryhub.errors import NotFound
 from memoryhub.events.models import Event
-from policies.decide import PolicySet, decide_read
-from policies.selectors import policy_set
+from policies.decide import PolicySet, decide_read, glob_to_regex
+from policies.selectors import policies_for
 
-from .content import check_names, diff
+from .content import check_glob, check_names, diff
 from .models import Memory
 
 MEMORY_EVENT_TYPES = (
@@ -55,7 +55,7 @@ def _live(queryset):
 
 def _check_readable(actor: Actor, namespace: str, key: str, policies: PolicySet | None = None) -> None:
     check_names(namespace, key)
-    if not decide_read(policies or policy_set(), actor, namespace).allowed:
+    if not decide_read(policies or policies_for(actor), actor, namespace).allowed:
         # Not 403: a caller who may not read a namespace learns nothing about what is in it.
         raise NotFound(f"no memory {namespace}/{key}")
 
@@ -134,12 +134,6 @@ def memory_history(*, actor: Actor, namespace: str, key: str) -> list[dict[str, 
     ]
 
 
-def glob_to_regex(pattern: str) -> str:
-    """A namespace glob as a regex both PostgreSQL and SQLite understand (names hold no other specials)."""
-    check_names(pattern.replace("*", "x"))
-    return "^" + pattern.replace(".", "\\.").replace("*", ".*") + "$"
-
-
 def memories_list(
     *,
     actor: Actor,
@@ -154,6 +148,7 @@ def memories_list(
     queryset = _live(Memory.objects.all())
     if namespace:
         if "*" in namespace:
+            check_glob(namespace)
             queryset = queryset.filter(namespace__regex=glob_to_regex(namespace))
         else:
             queryset = queryset.filter(namespace=namespace)
@@ -165,7 +160,7 @@ def memories_list(
         queryset = queryset.annotate(text=Cast("content", TextField())).filter(
             Q(key__icontains=q) | Q(text__icontains=q)
         )
-    policies = policy_set()
+    policies = policies_for(actor)
     readable: dict[str, bool] = {}
     results: list[dict[str, Any]] = []
     skipped = 0

@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from memoryhub.actors import Actor
+from memoryhub.actors import SYSTEM, Actor
 from memoryhub.errors import (
     FieldNotOwned,
     Forbidden,
@@ -28,9 +28,9 @@ from memoryhub.errors import (
 )
 from memoryhub.events.models import Event
 from memoryhub.events.services import event_append, event_record
-from memoryhub.locks.selectors import active_hold, current_exclusive_lease
+from memoryhub.locks.selectors import current_exclusive_lease, hold_covering
 from policies.decide import Decision, changed_fields, decide_read, decide_write, field_violations
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .content import check_names, content_size, merge_patch
 from .models import Memory, MemoryKind
@@ -130,12 +130,12 @@ def _write(
         raise Invalid(f"kind must be one of {MemoryKind.values}", kind=["invalid choice"])
     if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise Invalid("ttl_seconds must be between 1 and 10 years", ttl_seconds=["out of range"])
-    policies = policy_set(fields=True)
+    policies = policies_for(actor)
     decision: Decision = decide_write(policies, actor, namespace)
     if not decision.allowed:
         raise Forbidden(decision.reason, **decision.details())
     resource = f"{namespace}/{key}"
-    if actor.is_agent and (hold := active_hold([namespace, resource, f"memory:{resource}"])):
+    if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
         raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
     conditional = if_match is not None or if_none_match
     for attempt in (1, 2):
@@ -401,7 +401,7 @@ def memory_revert(
 ) -> WriteResult:
     """A new version equal to an old one (a compensating change; nothing is erased)."""
     check_names(namespace, key)
-    if not decide_read(policy_set(), actor, namespace).allowed:
+    if not decide_read(policies_for(actor), actor, namespace).allowed:
         raise NotFound(f"no memory {namespace}/{key}")
     old = version_content(namespace=namespace, key=key, version=version)
     if old is None:
@@ -418,10 +418,21 @@ def memory_revert(
     )
 
 
+def memories_end_with_task(*, task_id: int, now: datetime) -> int:
+    """A task's working memory (namespace `task:<id>` and below) ends with it: called by the task's
+    completion, in its transaction. Reads treat it as gone at once; the expiry sweeper records
+    `memory.expired` for each (an UPDATE of expires_at, which conditional writes compare, so a write
+    racing the completion is refused rather than reviving it). Returns how many expired."""
+    namespace = f"task:{int(task_id)}"
+    return (
+        Memory.objects.filter(Q(namespace=namespace) | Q(namespace__startswith=f"{namespace}:"), deleted_at=None)
+        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
+        .update(expires_at=now)
+    )
+
+
 def _tombstone_where(*, conditions: Q, now, reason: str, limit: int) -> int:
     """Turn matching live memories into tombstones, each with a `memory.expired` event (actor SYSTEM)."""
-    from memoryhub.actors import SYSTEM
-
     done = 0
     for memory_id in Memory.objects.filter(conditions, deleted_at=None).values_list("id", flat=True)[:limit]:
         with transaction.atomic():

@@ -24,10 +24,11 @@ from django.utils import timezone
 
 from memoryhub import sql
 from memoryhub.actors import SYSTEM, Actor
+from memoryhub.agents.guard import agent_lock_active
 from memoryhub.agents.models import ROLE_RE
 from memoryhub.errors import AlreadyClaimed, Conflict, Forbidden, Invalid, NotFound, TooLarge
 from memoryhub.events.services import NewEvent, events_append
-from memoryhub.locks.services import require_active_agent
+from memoryhub.memories.services import memories_end_with_task
 
 from .models import Task, TaskStatus
 from .selectors import task_event_seq, task_visible
@@ -270,17 +271,9 @@ def task_claim(
     ttl = timedelta(seconds=_check_ttl(ttl_seconds))
     with transaction.atomic():
         at = now or timezone.now()
-        # Lapsed claims are the sweeper's job, but one is claimable at once: look for any in the same
-        # round trip as the agent row lock, and scan for them only when there are some.
-        (lapsed,) = require_active_agent(
-            actor,
-            (
-                "SELECT EXISTS (SELECT 1 FROM tasks_task WHERE status = 'claimed' AND claim_expires_at <= %s"
-                " AND role = %s)",
-                [at, role],
-            ),
-        )
-        events = _requeue_lapsed(Task.objects.filter(role=role), at, REQUEUE_BATCH) if lapsed else []
+        agent_lock_active(actor=actor)
+        # Lapsed claims are the sweeper's job, but one is claimable at once.
+        events = _requeue_lapsed(Task.objects.filter(role=role), at, REQUEUE_BATCH)
         task = _claim_next(actor=actor, role=role, kinds=kinds, at=at, ttl=ttl)
         if task is not None:
             events.append(
@@ -342,11 +335,8 @@ def task_heartbeat(*, actor: Actor, task_id: int, ttl_seconds: int | None = None
 
 def _complete_claim(*, actor: Actor, task_id: int, result: Any, now: datetime) -> tuple[Task, int] | None:
     """Compare-and-set on the caller's claim: the task completed as written (`RETURNING`, no
-    read-back) and how many of its working memories expired with it; None if the caller does not
-    hold the claim (the caller then tells a replay from a refusal).
-
-    Working memory in `task:<id>` (and below it) ends with its task: reads treat it as gone at once,
-    the memory expiry sweeper records `memory.expired` for each."""
+    read-back) and how many of its working memories ended with it; None if the caller does not hold
+    the claim (the caller then tells a replay from a refusal)."""
     complete = (
         "UPDATE tasks_task SET status = 'completed', result = %s, error = '', completed_at = %s,"
         " completed_by = %s, claim_expires_at = NULL, updated_at = %s"
@@ -360,23 +350,10 @@ def _complete_claim(*, actor: Actor, task_id: int, result: Any, now: datetime) -
         task_id,
         actor.id,
     ]
-    namespace = f"task:{int(task_id)}"  # digits after the prefix: nothing to escape for LIKE
-    expire = (
-        "UPDATE memories_memory SET expires_at = %s WHERE (namespace = %s OR namespace LIKE %s)"
-        " AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > %s)"
-    )
-    expire_params = [now, namespace, namespace + ":%", now]
-    if connection.vendor == "postgresql":
-        # Both writes in one round trip; the memories expire only if the claim was ours.
-        rows = sql.instances_and_extras(
-            Task,
-            f"WITH task AS ({complete}), expired AS ({expire} AND EXISTS (SELECT 1 FROM task) RETURNING 1)"
-            f" SELECT {_TASK_COLUMNS}, (SELECT count(*) FROM expired) FROM task",
-            [*params, *expire_params],
-        )
-        return (rows[0][0], rows[0][1][0]) if rows else None
-    tasks = sql.instances(Task, complete, params)
-    return (tasks[0], sql.execute(expire, expire_params)) if tasks else None
+    task = _one(complete, params)
+    if task is None:
+        return None
+    return task, memories_end_with_task(task_id=task.id, now=now)
 
 
 def task_complete(*, actor: Actor, task_id: int, result: Any = None) -> TaskResult:
