@@ -12,8 +12,9 @@ from memoryhub.actors import Actor
 from memoryhub.events.models import Event
 from memoryhub.events.serializers import event_to_dict
 from memoryhub.events.visibility import EventFilter
+from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.names import aliases, check_resource
-from memoryhub.locks.selectors import hold_covering, iso
+from memoryhub.locks.selectors import iso
 from policies.decide import RecentAction, decide_deference
 from policies.selectors import policies_for
 

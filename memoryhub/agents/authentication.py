@@ -10,7 +10,7 @@ from memoryhub import sql
 from memoryhub.actors import Actor
 from memoryhub.context import Caller
 from memoryhub.errors import AgentSuspended
-from memoryhub.locks.selectors import ANY_HOLD_COLUMN
+from memoryhub.locks.queries import ANY_HOLD_COLUMN
 from policies.selectors import POSITION_COLUMNS, caller_for, policy_position
 
 from .models import Agent, token_digest

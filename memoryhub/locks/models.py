@@ -22,6 +22,11 @@ class LockResource(models.Model):
         return self.name
 
 
+# What one acquisition may ask for.
+MAX_RESOURCES = 50
+MAX_TTL_SECONDS = 24 * 3600
+
+
 class Lease(models.Model):
     """A TTL lease on one or more resources, held by one agent. Its fencing token is the seq of its
     `lock.acquired` event: unique, and rising strictly for every resource."""

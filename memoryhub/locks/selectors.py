@@ -9,12 +9,11 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
-from memoryhub import sql
 from memoryhub.actors import Actor
-from memoryhub.context import Caller
 from policies.decide import decide_read
 from policies.selectors import policies_for
 
+from . import queries
 from .models import Hold, Lease, LeaseResource, LockResource, LockWait
 from .names import covering_names
 
@@ -23,41 +22,9 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-# Holds are rare, and every memory write by an agent asks for one: the token lookup that starts each
-# REST request also reads whether any hold is in place (ANY_HOLD_COLUMN, kept in the request's Caller),
-# and when none was, the request's hold checks need no query.
-ANY_HOLD_COLUMN = "EXISTS (SELECT 1 FROM locks_hold WHERE lifted_at IS NULL) AS any_hold"
-
-
-def hold_covering(*, actor: Actor | None, resources: Iterable[str]) -> Hold | None:
-    """The human hold in place on any of these resources, on one of their aliases or on their
-    namespace (see `covering_names`). The one hold check: memory writes, lock acquisitions and
-    `activity/` all ask it. (Asked on every memory write by an agent: written out, see `sql`.)"""
-    if isinstance(actor, Caller) and actor.any_hold is False:
-        return None  # none was in place when the caller's request started
-    names: set[str] = set()
-    for resource in resources:
-        names |= covering_names(resource)
-    ordered = sorted(names)
-    holds = sql.instances(
-        Hold,
-        f"SELECT {sql.columns(Hold)} FROM locks_hold WHERE lifted_at IS NULL"
-        f" AND resource IN ({sql.placeholders(ordered)}) ORDER BY placed_at LIMIT 1",
-        ordered,
-    )
-    return holds[0] if holds else None
-
-
 def current_exclusive_lease(resource: str) -> Lease | None:
-    """The unexpired exclusive lease on a resource (expired leases are free at once). (Asked on every
-    write to a `locked` namespace: written out, see `sql`; "one_exclusive_holder" makes it one row.)"""
-    leases = sql.instances(
-        Lease,
-        f"SELECT {sql.columns(Lease, 'l')} FROM locks_leaseresource r JOIN locks_lease l ON l.id = r.lease_id"
-        " WHERE r.resource = %s AND r.active AND r.mode = 'exclusive' AND l.expires_at > %s",
-        [resource, timezone.now()],
-    )
-    return leases[0] if leases else None
+    """The unexpired exclusive lease on a resource (expired leases are free at once)."""
+    return queries.exclusive_lease_on(resource)
 
 
 def lease_to_dict(lease: Lease, *, now: datetime | None = None) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from memoryhub.errors import (
 )
 from memoryhub.events.models import Event
 from memoryhub.events.services import event_append, event_record
-from memoryhub.locks.selectors import current_exclusive_lease, hold_covering
+from memoryhub.locks.holds import hold_covering
+from memoryhub.locks.selectors import current_exclusive_lease
 from policies.decide import Decision, changed_fields, decide_read, decide_write, field_violations
 from policies.selectors import policies_for
 
