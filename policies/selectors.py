@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import connection
-
 from memoryhub.actors import Actor
 from memoryhub.context import Caller
 
+from . import queries
 from .decide import DeferRule, FieldRule, NamespaceRule, PolicySet
 from .models import DeferenceRule, FieldOwnership, NamespacePolicy
 
@@ -25,15 +24,6 @@ def _namespace_rule(row: NamespacePolicy) -> NamespaceRule:
 # (position in the log, policies) per process; see policy_set.
 _cached: tuple[tuple, PolicySet] | None = None
 
-# Every policy change appends one `policy.changed` event in its own transaction, so while the newest
-# one is unchanged the stored policies are too. `at` is part of the key because a seq can be handed
-# out again after a rollback (or in a flushed test database).
-_NEWEST = "SELECT {} FROM events_event WHERE type = 'policy.changed' ORDER BY seq DESC LIMIT 1"
-POSITION_SQL = _NEWEST.format("seq, at")
-# The same as two scalar subqueries, for a query made anyway (the token lookup) to carry along.
-POSITION_COLUMNS = f"({_NEWEST.format('seq')}) AS policy_seq, ({_NEWEST.format('at')}) AS policy_at"
-
-
 # The position while no policy was ever changed (no policy.changed event): a position like any other.
 NO_CHANGE_YET = (0, None)
 
@@ -44,10 +34,7 @@ def policy_position(seq=None, at=None) -> tuple:
 
 
 def _policy_log_position() -> tuple:
-    with connection.cursor() as cursor:
-        cursor.execute(POSITION_SQL)
-        row = cursor.fetchone()
-    return tuple(row) if row else NO_CHANGE_YET
+    return queries.newest_policy_change() or NO_CHANGE_YET
 
 
 def _load() -> PolicySet:

@@ -6,13 +6,12 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 
-from memoryhub import sql
 from memoryhub.actors import Actor
 from memoryhub.context import Caller
 from memoryhub.errors import AgentSuspended
-from memoryhub.locks.queries import ANY_HOLD_COLUMN
-from policies.selectors import POSITION_COLUMNS, caller_for, policy_position
+from policies.selectors import caller_for, policy_position
 
+from . import queries
 from .models import Agent, token_digest
 from .services import agent_touch
 
@@ -22,22 +21,9 @@ class AgentSuspendedFailed(exceptions.PermissionDenied):
     default_detail = AgentSuspended.default_message
 
 
-# Every request runs this: one indexed join, written out so no ORM query is compiled per request.
-# It also reads the position of the newest policy change, at which the request's policies are then
-# taken without asking again, and whether any hold is in place, which the request's hold checks then
-# need not ask while none is.
-_AGENT_FOR_TOKEN = f"""
-    SELECT {sql.columns(Agent, "a")}, {POSITION_COLUMNS}, {ANY_HOLD_COLUMN}
-    FROM agents_agenttoken t JOIN agents_agent a ON a.id = t.agent_id
-    WHERE t.digest = %s AND t.revoked_at IS NULL
-"""
-
-
 def agent_for_token(token: str) -> tuple[Agent, Caller] | None:
     """The active token's agent and its request context, or None. Suspension is the caller's to check."""
-    for agent, (policy_seq, policy_at, any_hold) in sql.instances_and_extras(
-        Agent, _AGENT_FOR_TOKEN, [token_digest(token)]
-    ):
+    for agent, (policy_seq, policy_at, any_hold) in queries.agent_for_digest(token_digest(token)):
         caller = caller_for(
             Actor.for_agent(agent), position=policy_position(policy_seq, policy_at), any_hold=bool(any_hold)
         )

@@ -9,7 +9,6 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from memoryhub import sql
 from memoryhub.actors import Actor
 from memoryhub.errors import NotFound
 from memoryhub.events.models import Event
@@ -18,6 +17,7 @@ from policies.selectors import policies_for
 
 from .content import check_glob, check_names, diff
 from .models import Memory
+from .queries import fetch_memory
 
 MEMORY_EVENT_TYPES = (
     "memory.created",
@@ -58,17 +58,6 @@ def _check_readable(actor: Actor, namespace: str, key: str, policies: PolicySet 
     if not decide_read(policies or policies_for(actor), actor, namespace).allowed:
         # Not 403: a caller who may not read a namespace learns nothing about what is in it.
         raise NotFound(f"no memory {namespace}/{key}")
-
-
-_FETCH_MEMORY = f'SELECT {sql.columns(Memory)} FROM memories_memory WHERE namespace = %s AND "key" = %s'
-
-
-def fetch_memory(namespace: str, key: str, *, for_update: bool = False) -> Memory | None:
-    """The row at (namespace, key), tombstones included. The hub's hottest query, written out (a
-    unique-index lookup) so no ORM query is compiled for it on every request."""
-    statement = _FETCH_MEMORY + (sql.row_lock("FOR UPDATE") if for_update else "")
-    memories = sql.instances(Memory, statement, [namespace, key])
-    return memories[0] if memories else None
 
 
 def _memory_events(namespace: str, key: str):

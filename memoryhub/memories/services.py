@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -35,7 +35,8 @@ from policies.selectors import policies_for
 
 from .content import check_names, content_size, merge_patch
 from .models import Memory, MemoryKind
-from .selectors import fetch_memory, memory_to_dict, version_content
+from .queries import fetch_memory, memory_save_existing
+from .selectors import memory_to_dict, version_content
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 DELETED = object()  # what a delete "writes"
@@ -73,32 +74,6 @@ def _check_fencing(*, actor: Actor, memory: Memory | None, resource: str, token:
         )
     if lease is None or lease.fencing_token != token or lease.agent_id != actor.id:
         raise Held(f"no current lock on {lock_name} with fencing token {token}", lock=lock_name)
-
-
-# What a write changes in an existing row (all but id, namespace and key).
-_SAVED_FIELDS = [field for field in Memory._meta.concrete_fields if field.name not in ("id", "namespace", "key")]
-_UPDATE_SQL = "UPDATE memories_memory SET {} WHERE id = %s".format(
-    ", ".join(f'"{field.column}" = %s' for field in _SAVED_FIELDS)
-)
-# ... only if the row is still as it was read: every write and expiry bumps the version, and a task's
-# completion sets expires_at on its working memory.
-_UPDATE_IF_UNCHANGED_SQL = _UPDATE_SQL + " AND version = %s AND expires_at IS NOT DISTINCT FROM %s"
-
-
-def _save_existing(memory: Memory, *, unchanged_since: tuple[int, datetime | None] | None = None) -> bool:
-    """The UPDATE of the row, written out: the hottest write of the hub, and Model.save() compiles
-    the same statement anew each time. With `unchanged_since` (the version and expiry it was read
-    at, unlocked), only if the row is still so; False if it is not."""
-    params = [field.get_db_prep_save(getattr(memory, field.attname), connection) for field in _SAVED_FIELDS]
-    params.append(memory.pk)
-    statement = _UPDATE_SQL
-    if unchanged_since is not None:
-        version, expires_at = unchanged_since
-        statement = _UPDATE_IF_UNCHANGED_SQL
-        params += [version, connection.ops.adapt_datetimefield_value(expires_at)]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.rowcount == 1
 
 
 def _record_conflict(*, actor: Actor, namespace: str, key: str, error: Exception) -> None:
@@ -289,7 +264,7 @@ def _write_in_transaction(
     if memory.pk is None:
         with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
             memory.save(force_insert=True)
-    elif not _save_existing(memory, unchanged_since=read_at):
+    elif not memory_save_existing(memory, unchanged_since=read_at):
         # Written or expired by someone else since it was read: the precondition decides again.
         fresh = fetch_memory(namespace, key)
         _check_preconditions(namespace, key, _live(fresh, now), if_match=if_match, if_none_match=if_none_match)
