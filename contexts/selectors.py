@@ -19,6 +19,7 @@ from django.utils import timezone
 from memoryhub.actors import Actor
 from memoryhub.agents.models import Agent
 from memoryhub.errors import Forbidden, Invalid, NotFound
+from memoryhub.times import iso
 from policies.decide import PolicySet, decide_read
 from policies.selectors import policies_for
 
@@ -29,10 +30,6 @@ from .queries import inbox_query as inbox_query
 
 InboxState = Literal["unread", "unacked", "all"]
 MAX_ID = 2**63 - 1  # ids are bigints: a larger number in a URL is simply not found
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def entry_namespace(*, to_role: str = "", to_agent: str | None = None) -> str:
@@ -55,9 +52,9 @@ def entry_to_dict(entry: ContextEntry) -> dict[str, Any]:
         "requires_ack": entry.requires_ack,
         "reply_to": entry.reply_to_id,
         "thread_id": entry.thread_id,
-        "created_at": _iso(entry.created_at),
-        "expires_at": _iso(entry.expires_at),
-        "expired_at": _iso(entry.expired_at),
+        "created_at": iso(entry.created_at),
+        "expires_at": iso(entry.expires_at),
+        "expired_at": iso(entry.expired_at),
     }
 
 
@@ -65,8 +62,8 @@ def receipt_to_dict(receipt: Receipt) -> dict[str, Any]:
     return {
         "entry": receipt.entry_id,
         "agent": receipt.agent_id,
-        "read_at": _iso(receipt.read_at),
-        "acked_at": _iso(receipt.acked_at),
+        "read_at": iso(receipt.read_at),
+        "acked_at": iso(receipt.acked_at),
         "ack_note": receipt.ack_note,
     }
 
@@ -152,13 +149,13 @@ def inbox_list(
             "requires_ack": bool(row[10]),
             "reply_to": row[11],
             "thread_id": row[12],
-            "created_at": _iso(aware(row[13])),
-            "expires_at": _iso(aware(row[14])),
-            "expired_at": _iso(aware(row[15])),
+            "created_at": iso(aware(row[13])),
+            "expires_at": iso(aware(row[14])),
+            "expired_at": iso(aware(row[15])),
             "receipt": {
                 "agent": row[16],
-                "read_at": _iso(aware(row[17])),
-                "acked_at": _iso(aware(row[18])),
+                "read_at": iso(aware(row[17])),
+                "acked_at": iso(aware(row[18])),
                 "ack_note": row[19],
             },
         }

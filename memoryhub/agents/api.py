@@ -8,6 +8,7 @@ from memoryhub.api.permissions import IsHuman
 from memoryhub.api.serializers import StrictSerializer
 from memoryhub.api.views import HubView
 from memoryhub.errors import NotFound
+from memoryhub.times import iso
 from policies.selectors import policies_for
 
 from .models import Agent
@@ -20,7 +21,7 @@ def agent_to_dict(agent: Agent) -> dict:
         "name": agent.name,
         "role": agent.role,
         "status": agent.status,
-        "last_seen_at": agent.last_seen_at.isoformat().replace("+00:00", "Z") if agent.last_seen_at else None,
+        "last_seen_at": iso(agent.last_seen_at),
     }
 
 

@@ -17,6 +17,7 @@ from memoryhub.context import Caller
 from . import queries
 from .models import Event
 from .publisher import publish_events
+from .types import EVENT_TYPES
 
 
 @dataclass(slots=True)
@@ -36,6 +37,9 @@ class NewEvent:
 def events_append(*, actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
     if not connection.in_atomic_block:
         raise RuntimeError("events must be appended inside the transaction of the change they record")
+    for new in events:
+        if new.type not in EVENT_TYPES:
+            raise ValueError(f"{new.type!r} is not an event type (memoryhub/events/types.py)")
     return _append(actor, events)
 
 
@@ -45,6 +49,8 @@ def event_record(*, actor: Actor, type: str, **fields: Any) -> Event:
     server commits as it runs: the sequence row is held for that statement alone, not across the
     client's BEGIN and COMMIT round trips."""
     new = [NewEvent(type=type, **fields)]
+    if type not in EVENT_TYPES:
+        raise ValueError(f"{type!r} is not an event type (memoryhub/events/types.py)")
     if connection.in_atomic_block:
         return events_append(actor=actor, events=new)[0]
     if connection.vendor == "postgresql":

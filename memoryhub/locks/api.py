@@ -10,7 +10,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from memoryhub.api.permissions import IsHuman
-from memoryhub.api.serializers import StrictSerializer
+from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid, NotFound
 
@@ -58,12 +58,6 @@ class LeaseOutput(serializers.Serializer):
     seq = serializers.IntegerField(required=False, allow_null=True)
 
 
-def _body(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data if request.data is not None else {})
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _lock_fields(request) -> dict:
     """The body's fields, for `services.lock_request` to validate (a JSON object of LockInput's
     fields, the required ones present)."""
@@ -85,7 +79,7 @@ def _reason_body(request) -> dict:
     """ReasonInput's result; an empty body (the usual release) needs no serializer."""
     if type(request.data) is dict and not request.data:
         return {"reason": ""}
-    return _body(ReasonInput, request)
+    return validated(ReasonInput, request)
 
 
 class LockListView(HubView):
@@ -175,7 +169,7 @@ class LockDetailView(HubView):
 class LockHeartbeatView(HubView):
     @extend_schema(request=HeartbeatInput, responses=LeaseOutput)
     def post(self, request, lease_id):
-        data = _body(HeartbeatInput, request)
+        data = validated(HeartbeatInput, request)
         lease = services.lock_heartbeat(actor=self.actor, lease_id=lease_id, ttl_seconds=data.get("ttl_seconds"))
         # A heartbeat is liveness, not a state change: no event, so no seq.
         return Response({**lease_to_dict(lease), "seq": None})
@@ -213,7 +207,7 @@ class HoldListView(_HumansWrite, HubView):
 
     @extend_schema(request=HoldInput)
     def post(self, request):
-        data = _body(HoldInput, request)
+        data = validated(HoldInput, request)
         hold, seq = services.hold_place(actor=self.actor, resource=data["resource"], reason=data["reason"])
         return Response({**hold_to_dict(hold), "seq": seq}, status=status.HTTP_201_CREATED)
 
@@ -227,6 +221,6 @@ class HoldDetailView(_HumansWrite, HubView):
 
     @extend_schema(request=ReasonInput)
     def delete(self, request, hold_id):
-        data = _body(ReasonInput, request)
+        data = validated(ReasonInput, request)
         hold, seq = services.hold_lift(actor=self.actor, hold_id=hold_id, reason=data["reason"])
         return Response({**hold_to_dict(hold), "seq": seq})

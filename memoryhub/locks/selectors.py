@@ -10,16 +10,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from memoryhub.actors import Actor
+from memoryhub.times import iso
 from policies.decide import decide_read
 from policies.selectors import policies_for
 
 from . import queries
 from .models import Hold, Lease, LeaseResource, LockResource, LockWait
 from .names import covering_names
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def current_exclusive_lease(resource: str) -> Lease | None:

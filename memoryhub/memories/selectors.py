@@ -12,6 +12,7 @@ from django.utils import timezone
 from memoryhub.actors import Actor
 from memoryhub.errors import NotFound
 from memoryhub.events.models import Event
+from memoryhub.times import iso
 from policies.decide import PolicySet, decide_read, glob_to_regex
 from policies.selectors import policies_for
 
@@ -29,10 +30,6 @@ MEMORY_EVENT_TYPES = (
 CONTENT_EVENT_TYPES = ("memory.created", "memory.updated", "memory.reverted")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def memory_to_dict(memory: Memory) -> dict[str, Any]:
     return {
         "namespace": memory.namespace,
@@ -42,9 +39,9 @@ def memory_to_dict(memory: Memory) -> dict[str, Any]:
         "version": memory.version,
         "created_by": memory.created_by,
         "updated_by": memory.updated_by,
-        "created_at": _iso(memory.created_at),
-        "updated_at": _iso(memory.updated_at),
-        "expires_at": _iso(memory.expires_at),
+        "created_at": iso(memory.created_at),
+        "updated_at": iso(memory.updated_at),
+        "expires_at": iso(memory.expires_at),
         "reason": memory.reason,
     }
 
@@ -72,7 +69,7 @@ def _past_state(memory: Memory, event: Event | None, label: str) -> dict[str, An
         "content": event.after,
         "version": event.version,
         "updated_by": event.actor_label,
-        "updated_at": _iso(event.at),
+        "updated_at": iso(event.at),
         "reason": event.reason,
         "expires_at": None,
     }
@@ -113,7 +110,7 @@ def memory_history(*, actor: Actor, namespace: str, key: str) -> list[dict[str, 
             "version": event.version,
             "type": event.type,
             "seq": event.seq,
-            "at": _iso(event.at),
+            "at": iso(event.at),
             "actor": {"kind": event.actor_kind, "id": event.actor_id, "role": event.actor_role},
             "reason": event.reason,
             "content": event.after,

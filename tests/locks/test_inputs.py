@@ -88,5 +88,5 @@ def test_the_usual_bodies_need_no_serializer(monkeypatch):
     def no_serializer(*args):
         raise AssertionError("built a serializer")
 
-    monkeypatch.setattr(lock_api, "_body", no_serializer)
+    monkeypatch.setattr(lock_api, "validated", no_serializer)
     lock_api._reason_body(SimpleNamespace(data={}))
