@@ -59,6 +59,7 @@ class HubView(APIView):
         if request.method in SAFE_METHODS or not key:
             return super().dispatch(request, *args, **kwargs)
         self._idempotency_key = key
+        self._idempotency_record = None  # claimed anew by each pass (a lock wait makes several)
         with transaction.atomic():
             response = super().dispatch(request, *args, **kwargs)
             record = self._idempotency_record

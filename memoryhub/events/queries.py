@@ -45,10 +45,11 @@ _COLUMNS = (
     "reason",
     "idempotency_key",
     "audience",
+    "namespaces",
 )
 # What each written column is cast to in the PostgreSQL statement's VALUES list (whose literals would
 # otherwise all be text).
-_PG_TYPES = {"version": "integer", "before": "jsonb", "after": "jsonb", "audience": "jsonb"}
+_PG_TYPES = {"version": "integer", "before": "jsonb", "after": "jsonb", "audience": "jsonb", "namespaces": "jsonb"}
 
 
 def _json(value: Any) -> str | None:
@@ -71,6 +72,7 @@ def _values(row: Event) -> list[Any]:
         row.reason,
         row.idempotency_key,
         _json(row.audience),
+        _json(row.namespaces),
     ]
 
 

@@ -25,6 +25,8 @@ class NewEvent:
     type: str
     summary: str = ""
     namespace: str = ""
+    # Every namespace it touches, when more than `namespace` (see Event.namespaces).
+    namespaces: list[str] | None = None
     resource: str = ""
     version: int | None = None
     before: Any = None
@@ -69,6 +71,7 @@ def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
             actor_id=(new.actor or actor).id,
             actor_role=(new.actor or actor).role,
             namespace=new.namespace,
+            namespaces=new.namespaces,
             resource=new.resource,
             version=new.version,
             summary=new.summary[:500],

@@ -16,7 +16,7 @@ from policies.selectors import policies_for
 
 from . import queries
 from .models import Hold, Lease, LeaseResource, LockResource, LockWait
-from .names import covering_names
+from .names import covering_names, resource_namespace
 
 
 def current_exclusive_lease(resource: str) -> Lease | None:
@@ -57,20 +57,23 @@ def wait_to_dict(wait: LockWait) -> dict[str, Any]:
 
 
 def _visible_to(actor: Actor):
-    """Lock names of memories reveal keys: an agent sees those of namespaces it may read."""
+    """Lock names reveal what they name (a memory's key, a namespace's business): an agent sees a
+    lock, a wait or a contention row only if it may read every namespace its names denote
+    (`resource_namespace`: the same rule as for their events), or if it is its own."""
     if actor.kind != "agent":
-        return lambda names: True
+        return lambda names, owner=None: True
     policies = policies_for(actor)
     cache: dict[str, bool] = {}
 
-    def visible(names: Iterable[str]) -> bool:
+    def visible(names: Iterable[str], owner: str | None = None) -> bool:
+        if owner == actor.id:
+            return True
         for name in names:
-            if name.startswith("memory:"):
-                namespace = name.removeprefix("memory:").split("/", 1)[0]
-                if namespace not in cache:
-                    cache[namespace] = decide_read(policies, actor, namespace).allowed
-                if not cache[namespace]:
-                    return False
+            namespace = resource_namespace(name)
+            if namespace not in cache:
+                cache[namespace] = bool(namespace) and decide_read(policies, actor, namespace).allowed
+            if not cache[namespace]:
+                return False
         return True
 
     return visible
@@ -90,18 +93,20 @@ def leases_active(
         waits = waits.filter(agent_id=agent)
     visible = _visible_to(actor)
     return {
-        "results": [lease_to_dict(lease, now=now) for lease in leases[:limit] if visible(lease.resources)],
+        "results": [
+            lease_to_dict(lease, now=now) for lease in leases[:limit] if visible(lease.resources, lease.agent_id)
+        ],
         "waiting": [
             wait_to_dict(wait)
             for wait in waits[:limit]
-            if (not resource or resource in wait.resources) and visible(wait.resources)
+            if (not resource or resource in wait.resources) and visible(wait.resources, wait.agent_id)
         ],
     }
 
 
 def lease_get(*, actor: Actor, lease_id: int) -> Lease | None:
     lease = Lease.objects.filter(id=lease_id).first()
-    if lease is None or not _visible_to(actor)(lease.resources):
+    if lease is None or not _visible_to(actor)(lease.resources, lease.agent_id):
         return None
     return lease
 

@@ -211,12 +211,13 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
         if not self.filter.visible(
             namespace=meta["namespace"],
+            namespaces=meta.get("namespaces"),
             actor_kind=meta["actor_kind"],
             actor_id=meta["actor_id"],
             audience=meta["audience"],
         ):
             return
-        if self._wanted(meta["namespace"]):
+        if any(self._wanted(namespace) for namespace in meta.get("namespaces") or [meta["namespace"]]):
             await self.send(text_data=frame)
         if kind == "context.sent":
             entry = json.loads(frame)["event"].get("after") or {}

@@ -46,7 +46,7 @@ def test_a_waiter_wakes_promptly_when_the_holder_releases(inventory, orders, ide
     thread = threading.Thread(target=lambda: run_threads(waiter, 1))
     thread.start()
     wait_until(lambda: LockWait.objects.filter(agent_id="orders-1", ended_at=None).exists())
-    waiting = inventory.client.get("/api/v1/locks/?resource=pricing-table").json()["waiting"]
+    waiting = orders.client.get("/api/v1/locks/?resource=pricing-table").json()["waiting"]  # its own wait
     assert [(w["agent"], w["blocked_by"]) for w in waiting] == [("orders-1", [held["id"]])]
 
     released_at = time.monotonic()
