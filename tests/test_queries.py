@@ -74,14 +74,40 @@ def test_memories_row_read_and_conditional_write(make_agent):
     assert Memory.objects.get(id=memory.id).content == {"n": 3}
 
 
+def test_memories_of_a_namespace_tree_expire_together():
+    def make(namespace):
+        return Memory.objects.create(
+            namespace=namespace,
+            key="k",
+            content={},
+            version=1,
+            created_by="w",
+            updated_by="w",
+            created_at=AT,
+            updated_at=AT,
+        )
+
+    inside = [make("task:7"), make("task:7:step_1")]
+    outside = [make("task:70"), make("task:7x"), make("task:8")]
+    gone = make("task:7:old")
+    Memory.objects.filter(id=gone.id).update(deleted_at=AT)
+    assert memory_queries.memories_expire_namespace_tree(namespace="task:7", at=AT) == 2
+    assert all(Memory.objects.get(id=m.id).expires_at == AT for m in inside)
+    assert all(Memory.objects.get(id=m.id).expires_at is None for m in [*outside, gone])
+    assert memory_queries.memories_expire_namespace_tree(namespace="task:7", at=AT) == 0  # already expired
+
+
 def test_tasks_claim_extend_and_complete(make_agent):
     agent = make_agent("worker-1", "worker").agent
     low = Task.objects.create(role="worker", kind="index", payload={}, priority=0, created_by="docs-1")
     high = Task.objects.create(role="worker", kind="render", payload={}, priority=5, created_by="docs-1")
+    assert not task_queries.lapsed_claims_exist(role="worker", at=AT)
     claimed = task_queries.claim_next(agent_id=agent.id, role="worker", kinds=None, at=AT, ttl=timedelta(seconds=60))
     assert claimed.id == high.id
     assert fields(claimed) == fields(Task.objects.get(id=high.id))
     assert task_queries.claim_next(agent_id=agent.id, role="worker", kinds=["render"], at=AT, ttl=timedelta(1)) is None
+    assert task_queries.lapsed_claims_exist(role="worker", at=AT + timedelta(seconds=61))
+    assert not task_queries.lapsed_claims_exist(role="other", at=AT + timedelta(seconds=61))
     until = AT + timedelta(seconds=90)
     extended = task_queries.claim_extend(task_id=high.id, agent_id=agent.id, until=until, now=AT)
     assert extended.claim_expires_at == until == Task.objects.get(id=high.id).claim_expires_at

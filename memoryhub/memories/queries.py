@@ -48,3 +48,15 @@ def memory_save_existing(memory: Memory, *, unchanged_since: tuple[int, datetime
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.rowcount == 1
+
+
+def memories_expire_namespace_tree(*, namespace: str, at: datetime) -> int:
+    """Live memories in `namespace` or below it (`namespace:...`) expire at `at`; how many. Run by
+    every task completion (a task's working memory ends with it), written out so that no ORM query is
+    compiled for it each time. `_` is a LIKE wildcard and may appear in names: escaped."""
+    pattern = namespace.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+    return sql.execute(
+        "UPDATE memories_memory SET expires_at = %s WHERE (namespace = %s OR namespace LIKE %s ESCAPE '\\')"
+        " AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > %s)",
+        [at, namespace, pattern, at],
+    )

@@ -35,7 +35,7 @@ from policies.selectors import policies_for
 
 from .content import check_names, content_size, merge_patch
 from .models import Memory, MemoryKind
-from .queries import fetch_memory, memory_save_existing
+from .queries import fetch_memory, memories_expire_namespace_tree, memory_save_existing
 from .selectors import memory_to_dict, version_content
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
@@ -397,14 +397,9 @@ def memory_revert(
 def memories_end_with_task(*, task_id: int, now: datetime) -> int:
     """A task's working memory (namespace `task:<id>` and below) ends with it: called by the task's
     completion, in its transaction. Reads treat it as gone at once; the expiry sweeper records
-    `memory.expired` for each (an UPDATE of expires_at, which conditional writes compare, so a write
-    racing the completion is refused rather than reviving it). Returns how many expired."""
-    namespace = f"task:{int(task_id)}"
-    return (
-        Memory.objects.filter(Q(namespace=namespace) | Q(namespace__startswith=f"{namespace}:"), deleted_at=None)
-        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
-        .update(expires_at=now)
-    )
+    `memory.expired` for each (expires_at moves, which conditional writes compare, so a write racing
+    the completion is refused rather than reviving it). Returns how many expired."""
+    return memories_expire_namespace_tree(namespace=f"task:{int(task_id)}", at=now)
 
 
 def _tombstone_where(*, conditions: Q, now, reason: str, limit: int) -> int:

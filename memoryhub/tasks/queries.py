@@ -23,6 +23,17 @@ def _one(statement: str, params: list[Any]) -> Task | None:
     return tasks[0] if tasks else None
 
 
+def lapsed_claims_exist(*, role: str, at: datetime) -> bool:
+    """Whether any claim of the role has lapsed (the claim then requeues them first). Asked on every
+    claim and almost always false: one index probe, written out so that no ORM query is compiled for
+    it each time (the claim path's CPU is the cycle's cost: tests/bench/census.py)."""
+    ((found,),) = sql.fetch(
+        "SELECT EXISTS (SELECT 1 FROM tasks_task WHERE status = 'claimed' AND claim_expires_at <= %s AND role = %s)",
+        [at, role],
+    )
+    return bool(found)
+
+
 def claim_next(*, agent_id: str, role: str, kinds: list[str] | None, at: datetime, ttl: timedelta) -> Task | None:
     """Claim the best queued task in ONE statement: pick it (highest priority, then oldest, by the
     `task_queue_next` index), compare-and-set it to claimed, and return the row as it is now. On

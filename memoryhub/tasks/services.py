@@ -271,8 +271,10 @@ def task_claim(
     with transaction.atomic():
         at = now or timezone.now()
         agent_lock_active(actor=actor)
-        # Lapsed claims are the sweeper's job, but one is claimable at once.
-        events = _requeue_lapsed(Task.objects.filter(role=role), at, REQUEUE_BATCH)
+        # Lapsed claims are the sweeper's job, but one is claimable at once: scan for them only when
+        # there are some.
+        lapsed = queries.lapsed_claims_exist(role=role, at=at)
+        events = _requeue_lapsed(Task.objects.filter(role=role), at, REQUEUE_BATCH) if lapsed else []
         task = queries.claim_next(agent_id=actor.id, role=role, kinds=kinds, at=at, ttl=ttl)
         if task is not None:
             events.append(
