@@ -30,7 +30,3 @@ class Caller(Actor):
 
     def with_idempotency_key(self, key: str) -> Caller:
         return replace(self, idempotency_key=key)
-
-    @property
-    def plain(self) -> Actor:
-        return Actor(kind=self.kind, id=self.id, role=self.role)
