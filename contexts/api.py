@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from memoryhub.api.serializers import StrictSerializer
+from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.events.api import int_param
 
@@ -123,12 +123,6 @@ class BulkAckOutput(serializers.Serializer):
     seqs = serializers.ListField(child=serializers.IntegerField())
 
 
-def _body(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _written_receipt(receipt, event) -> Response:
     return Response({**receipt_to_dict(receipt), "seq": event.seq if event else None})
 
@@ -169,7 +163,7 @@ class ContextListView(HubView):
 
     @extend_schema(request=SendInput, responses={201: SentOutput})
     def post(self, request):
-        data = _body(SendInput, request)
+        data = validated(SendInput, request)
         entry, event = services.context_send(
             actor=self.actor,
             to_role=data.get("to_role"),
@@ -197,7 +191,7 @@ class ContextReadView(HubView):
 
     @extend_schema(request=ReadInput, responses=ReceiptOutput)
     def post(self, request, entry_id: int):
-        _body(ReadInput, request)
+        validated(ReadInput, request)
         return _written_receipt(*services.context_read(actor=self.actor, entry_id=entry_id))
 
 
@@ -206,7 +200,7 @@ class ContextAckView(HubView):
 
     @extend_schema(request=AckInput, responses=ReceiptOutput)
     def post(self, request, entry_id: int):
-        data = _body(AckInput, request)
+        data = validated(AckInput, request)
         return _written_receipt(
             *services.context_ack(
                 actor=self.actor, entry_id=entry_id, note=data["note"], on_behalf_of=data.get("on_behalf_of")
@@ -247,7 +241,7 @@ class InboxAckView(HubView):
 
     @extend_schema(request=BulkAckInput, responses=BulkAckOutput)
     def post(self, request):
-        data = _body(BulkAckInput, request)
+        data = validated(BulkAckInput, request)
         receipts, events = services.contexts_ack_bulk(
             actor=self.actor, ids=data["ids"], note=data["note"], on_behalf_of=data.get("on_behalf_of")
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from django.db import connection
@@ -19,19 +19,17 @@ from django.utils import timezone
 from memoryhub.actors import Actor
 from memoryhub.agents.models import Agent
 from memoryhub.errors import Forbidden, Invalid, NotFound
+from memoryhub.times import iso
 from policies.decide import PolicySet, decide_read
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .models import ContextEntry, Receipt
+from .queries import INBOX_STATES as INBOX_STATES
+from .queries import MAX_PAGE, aware
+from .queries import inbox_query as inbox_query
 
 InboxState = Literal["unread", "unacked", "all"]
-INBOX_STATES: tuple[str, ...] = ("unread", "unacked", "all")
-MAX_PAGE = 500
 MAX_ID = 2**63 - 1  # ids are bigints: a larger number in a URL is simply not found
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def entry_namespace(*, to_role: str = "", to_agent: str | None = None) -> str:
@@ -54,9 +52,9 @@ def entry_to_dict(entry: ContextEntry) -> dict[str, Any]:
         "requires_ack": entry.requires_ack,
         "reply_to": entry.reply_to_id,
         "thread_id": entry.thread_id,
-        "created_at": _iso(entry.created_at),
-        "expires_at": _iso(entry.expires_at),
-        "expired_at": _iso(entry.expired_at),
+        "created_at": iso(entry.created_at),
+        "expires_at": iso(entry.expires_at),
+        "expired_at": iso(entry.expired_at),
     }
 
 
@@ -64,8 +62,8 @@ def receipt_to_dict(receipt: Receipt) -> dict[str, Any]:
     return {
         "entry": receipt.entry_id,
         "agent": receipt.agent_id,
-        "read_at": _iso(receipt.read_at),
-        "acked_at": _iso(receipt.acked_at),
+        "read_at": iso(receipt.read_at),
+        "acked_at": iso(receipt.acked_at),
         "ack_note": receipt.ack_note,
     }
 
@@ -75,7 +73,7 @@ def entry_visible(*, actor: Actor, entry: ContextEntry, policies: PolicySet | No
         return True
     if actor.id in (entry.from_agent_id, entry.to_agent_id) or (entry.to_role and entry.to_role == actor.role):
         return True
-    return decide_read(policies or policy_set(), actor, entry.namespace).allowed
+    return decide_read(policies or policies_for(actor), actor, entry.namespace).allowed
 
 
 def entry_for(*, actor: Actor, entry_id: int) -> ContextEntry:
@@ -106,57 +104,9 @@ def inbox_owner(*, actor: Actor, agent_id: str | None = None) -> str:
     return agent_id
 
 
-# The inbox page is one hand-written statement: the ORM spelling (a correlated-subquery alias, then
-# `in_bulk` of the entries) cost ~2 ms of Python per request to build and compile, several times the
-# query itself, and a second round trip. The receipt side walks one partial index of (agent, entry):
-# unread / unacked / any, not swept as expired, from `since` on, in entry order, and stops when the
-# page is full, so the cost grows with the page, not with the tables.
-_INBOX_STATE_SQL = {"unread": "AND r.read_at IS NULL", "unacked": "AND r.acked_at IS NULL", "all": ""}
-_INBOX_COLUMNS = (
-    "e.id, e.from_agent_id, e.from_role, e.sender, e.to_role, e.to_agent_id, e.namespace, e.context_type, "
-    "e.subject, e.content, e.requires_ack, e.reply_to_id, e.thread_id, e.created_at, e.expires_at, e.expired_at, "
-    "r.agent_id, r.read_at, r.acked_at, r.ack_note"
-)
-# Each receipt's entry is looked up by primary key. On PostgreSQL the lookup is a LATERAL subquery
-# behind `OFFSET 0`, which the planner may not flatten into a join: as a plain join it may pick a
-# merge join that walks the entry table from its start for an agent with a large backlog (measured:
-# 100 ms instead of 1 ms at 1M entries). SQLite only plans nested loops, so a plain join is the same.
-_INBOX_ENTRY_JOIN = {
-    "postgresql": "CROSS JOIN LATERAL (SELECT * FROM contexts_contextentry x WHERE x.id = r.entry_id OFFSET 0) e",
-}
-_INBOX_ENTRY_JOIN_DEFAULT = "JOIN contexts_contextentry e ON e.id = r.entry_id"
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """A datetime read with a raw cursor as the ORM would return it: SQLite hands over naive UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def _json(value: Any) -> Any:
     # Both backends hand JSON columns to a raw cursor as text (Django registers a text loader for jsonb).
     return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def inbox_query(
-    *, agent_id: str, state: str, context_type: str | None, since: int, limit: int, now: datetime
-) -> tuple[str, list[Any]]:
-    """The SQL and parameters of one inbox page (see inbox_list)."""
-    if state not in INBOX_STATES:
-        raise Invalid(f"state must be one of {', '.join(INBOX_STATES)}", state=["invalid choice"])
-    params: list[Any] = [agent_id, since, connection.ops.adapt_datetimefield_value(now)]
-    type_sql = ""
-    if context_type:
-        type_sql = "AND e.context_type = %s"
-        params.append(context_type)
-    params.append(min(max(limit, 1), MAX_PAGE))
-    sql = (
-        f"SELECT {_INBOX_COLUMNS} FROM contexts_receipt r "
-        f"{_INBOX_ENTRY_JOIN.get(connection.vendor, _INBOX_ENTRY_JOIN_DEFAULT)} "
-        f"WHERE r.agent_id = %s AND NOT r.entry_expired AND r.entry_id > %s {_INBOX_STATE_SQL[state]} "
-        f"AND (e.expires_at IS NULL OR e.expires_at > %s) {type_sql} "
-        "ORDER BY r.entry_id LIMIT %s"
-    )
-    return sql, params
 
 
 def inbox_list(
@@ -199,13 +149,13 @@ def inbox_list(
             "requires_ack": bool(row[10]),
             "reply_to": row[11],
             "thread_id": row[12],
-            "created_at": _iso(aware(row[13])),
-            "expires_at": _iso(aware(row[14])),
-            "expired_at": _iso(aware(row[15])),
+            "created_at": iso(aware(row[13])),
+            "expires_at": iso(aware(row[14])),
+            "expired_at": iso(aware(row[15])),
             "receipt": {
                 "agent": row[16],
-                "read_at": _iso(aware(row[17])),
-                "acked_at": _iso(aware(row[18])),
+                "read_at": iso(aware(row[17])),
+                "acked_at": iso(aware(row[18])),
                 "ack_note": row[19],
             },
         }
@@ -255,7 +205,7 @@ def contexts_list(
 ) -> tuple[list[dict[str, Any]], int]:
     """Entries the caller may see, ascending by id after `since` (expired ones included: this is the
     log, not an inbox), each with counts of its receipts. Returns them and the id to continue from."""
-    policies = policy_set()
+    policies = policies_for(actor)
     queryset: QuerySet[ContextEntry] = ContextEntry.objects.filter(id__gt=since)
     if from_role:
         queryset = queryset.filter(from_role=from_role)

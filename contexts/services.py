@@ -26,8 +26,9 @@ from memoryhub.events.models import Event
 from memoryhub.events.services import NewEvent, event_append, events_append
 from memoryhub.memories.content import content_size
 from policies.decide import best_match
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
+from . import queries
 from .models import ContextEntry, Receipt
 from .selectors import aware, entry_for, entry_namespace, entry_to_dict, receipt_to_dict
 
@@ -105,64 +106,6 @@ def _validate_send(
         _raise_invalid({**_recipient_errors(actor=actor, to_role=to_role, to_agent=to_agent), **errors})
 
 
-# The send's row writes, hand-written: the ORM's create() and a separate SELECT of the role's members
-# cost a round trip and ~1 ms of Python each. Receipts are made by one INSERT ... SELECT over the
-# addressed agents as of this transaction (for a role: its members but the sender).
-_INSERT_ENTRY = (
-    "INSERT INTO contexts_contextentry (from_agent_id, from_role, sender, to_role, to_agent_id, namespace, "
-    "context_type, subject, content, requires_ack, reply_to_id, thread_id, created_at, expires_at, expired_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL) RETURNING id"
-)
-_INSERT_RECEIPTS = (
-    "INSERT INTO contexts_receipt (entry_id, agent_id, read_at, acked_at, ack_note, entry_expired) "
-    "SELECT {entry_id}, a.id, NULL, NULL, '', FALSE FROM {entry}agents_agent a WHERE {addressed}"
-)
-_ROLE_MEMBERS = "a.role = %s AND a.id <> %s"
-_ONE_AGENT = "a.id = %s"
-
-
-def _insert_entry_and_receipts(entry: ContextEntry) -> int:
-    """Insert the entry (setting its id) and its receipts; returns how many receipts were made."""
-    ops = connection.ops
-    values = [
-        entry.from_agent_id,
-        entry.from_role,
-        entry.sender,
-        entry.to_role,
-        entry.to_agent_id,
-        entry.namespace,
-        entry.context_type,
-        entry.subject,
-        ContextEntry._meta.get_field("content").get_db_prep_save(entry.content, connection),
-        entry.requires_ack,
-        entry.reply_to_id,
-        entry.thread_id,
-        ops.adapt_datetimefield_value(entry.created_at),
-        ops.adapt_datetimefield_value(entry.expires_at),
-    ]
-    addressed, who = (
-        (_ROLE_MEMBERS, [entry.to_role, entry.from_agent_id or ""])
-        if entry.to_role
-        else (_ONE_AGENT, [entry.to_agent_id])
-    )
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One round trip: both inserts in one statement (a data-modifying CTE).
-            receipts = _INSERT_RECEIPTS.format(entry_id="e.id", entry="e, ", addressed=addressed)
-            cursor.execute(
-                f"WITH e AS ({_INSERT_ENTRY}), r AS ({receipts} RETURNING 1) SELECT e.id, (SELECT count(*) FROM r) FROM e",
-                values + who,
-            )
-            entry.id, made = cursor.fetchone()
-        else:  # SQLite (>= 3.35 for RETURNING): two statements
-            cursor.execute(_INSERT_ENTRY, values)
-            entry.id = cursor.fetchone()[0]
-            cursor.execute(_INSERT_RECEIPTS.format(entry_id="%s", entry="", addressed=addressed), [entry.id, *who])
-            made = cursor.rowcount
-    entry._state.adding, entry._state.db = False, connection.alias
-    return made
-
-
 def context_send(
     *,
     actor: Actor,
@@ -189,7 +132,7 @@ def context_send(
         ttl_seconds=ttl_seconds,
     )
     namespace = entry_namespace(to_role=to_role or "", to_agent=to_agent)
-    rule = best_match(policy_set().namespaces, namespace, lambda r: r.pattern)
+    rule = best_match(policies_for(actor).namespaces, namespace, lambda r: r.pattern)
     limit = (rule[0].max_content_bytes if rule else None) or settings.MEMORYHUB_MAX_CONTENT_BYTES
     size = content_size(content)
     if size > limit:
@@ -224,7 +167,7 @@ def context_send(
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
         )
-        receipts = _insert_entry_and_receipts(entry)
+        receipts = queries.entry_insert_with_receipts(entry)
         if not receipts:
             # No agent of the role but possibly the sender, or no such agent: the error (if it is one)
             # rolls the entry back with this transaction.
@@ -294,21 +237,6 @@ def _acked_event(
     )
 
 
-def _ack_rows(receipt_ids: list[int], note: str, now: datetime) -> dict[int, tuple[datetime | None, datetime | None]]:
-    """Ack the receipts not acked yet (compare-and-set on acked_at); returns {id: (read_at, acked_at)}
-    of those this call changed, as written. Acking implies reading: read_at keeps its first value, or
-    becomes now. Hand-written for RETURNING, which saves re-reading the rows."""
-    placeholders = ", ".join(["%s"] * len(receipt_ids))
-    at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE contexts_receipt SET acked_at = %s, ack_note = %s, read_at = COALESCE(read_at, %s) "
-            f"WHERE acked_at IS NULL AND id IN ({placeholders}) RETURNING id, read_at, acked_at",
-            [at, note, at, *receipt_ids],
-        )
-        return {row[0]: (aware(row[1]), aware(row[2])) for row in cursor.fetchall()}
-
-
 def context_ack(
     *, actor: Actor, entry_id: int, note: str = "", on_behalf_of: str | None = None
 ) -> tuple[Receipt, Event | None]:
@@ -320,7 +248,7 @@ def context_ack(
     with transaction.atomic():
         entry = entry_for(actor=actor, entry_id=entry_id)
         receipt = _receipt_for(actor=actor, entry=entry, on_behalf_of=on_behalf_of)
-        written = _ack_rows([receipt.id], note, timezone.now()).get(receipt.id)
+        written = queries.receipts_ack([receipt.id], note, timezone.now()).get(receipt.id)
         if written is None:
             receipt.refresh_from_db()
             return receipt, None
@@ -342,19 +270,6 @@ def context_ack(
     return receipt, event
 
 
-# The bulk ack's locking read, hand-written: the ORM spelling (select_for_update of=, select_related)
-# cost ~1.5 ms of Python to compile. It locks the receipts only (`OF r`, not the joined entries, which
-# the sweeper locks first) and in (agent, entry) order, the order the sweeper locks receipts in: a bulk
-# ack and a sweep never wait on each other in a cycle (tests/contexts/test_concurrency.py races them).
-# SQLite has no row locks; its IMMEDIATE transactions serialise writers instead.
-_BULK_ACK_SELECT = (
-    "SELECT r.id, r.entry_id, r.read_at, r.acked_at, r.ack_note, r.entry_expired, "
-    "e.namespace, e.sender, e.from_agent_id "
-    "FROM contexts_receipt r JOIN contexts_contextentry e ON e.id = r.entry_id "
-    "WHERE r.agent_id = %s AND r.entry_id IN ({ids}) ORDER BY r.entry_id"
-)
-
-
 def contexts_ack_bulk(
     *, actor: Actor, ids: list[int], note: str = "", on_behalf_of: str | None = None
 ) -> tuple[list[Receipt], list[Event]]:
@@ -373,13 +288,8 @@ def contexts_ack_bulk(
     if agent_id is None:
         raise Invalid("humans have no inbox: pass on_behalf_of=<agent id>", on_behalf_of=["required"])
     wanted = sorted(set(ids))
-    sql = _BULK_ACK_SELECT.format(ids=", ".join(["%s"] * len(wanted)))
-    if connection.features.has_select_for_update:
-        sql += " FOR NO KEY UPDATE OF r"
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [agent_id, *wanted])
-            rows = cursor.fetchall()
+        rows = queries.receipts_lock_for_ack(agent_id=agent_id, entry_ids=wanted)
         missing = sorted(set(wanted) - {row[1] for row in rows})
         if missing:
             raise NotFound(
@@ -390,7 +300,7 @@ def contexts_ack_bulk(
         receipts = []
         new_events = []
         pending = [row[0] for row in rows if row[3] is None]
-        written = _ack_rows(pending, note, timezone.now()) if pending else {}
+        written = queries.receipts_ack(pending, note, timezone.now()) if pending else {}
         for rid, entry_id, read_at, acked_at, ack_note, expired, namespace, sender, from_agent_id in rows:
             receipt = Receipt(
                 id=rid,

@@ -40,13 +40,3 @@ class Actor:
 
 
 SYSTEM = Actor(kind="system", id="system", role="system")
-
-
-def actor_from_request(request) -> Actor:
-    """The actor behind a DRF or Django request (an agent token or a staff session)."""
-    from memoryhub.agents.models import Agent
-
-    user = request.user
-    if isinstance(user, Agent):
-        return Actor.for_agent(user)
-    return Actor.for_user(user)

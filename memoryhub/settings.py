@@ -160,8 +160,9 @@ if REDIS_URL:
             # and sockets read what they missed from it.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py 8 + channels_redis 4.3: without these, idle consumers die after ~5 s and
-                # more than 100 sockets per process fail (see TOOLCHAIN.md).
+                # redis-py 8 + channels_redis 4.3: without socket_timeout=None idle consumers die with
+                # TimeoutError after ~5 s, and the default pool of 100 connections makes more than 100
+                # sockets per process fail.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
             },
         }
@@ -214,7 +215,7 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "memoryhub.agents.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "memoryhub.agents.authentication.HumanSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["memoryhub.api.permissions.IsHubCaller"],
     "DEFAULT_THROTTLE_CLASSES": ["memoryhub.api.throttling.CallerRateThrottle"],

@@ -101,6 +101,12 @@ def glob_match(pattern: str, name: str) -> re.Match[str] | None:
     return _compile(pattern).match(name)
 
 
+def glob_to_regex(pattern: str) -> str:
+    """The glob as a regex for the database (`namespace__regex`): the same matches as `glob_match`,
+    in syntax both PostgreSQL and SQLite (Python's `re`) read alike."""
+    return "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
+
+
 def specificity(pattern: str) -> tuple[int, int, str]:
     return (len(pattern.replace("*", "")), -pattern.count("*"), pattern)
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
+from memoryhub.actors import Actor
+from memoryhub.context import Caller
 
-from django.db import connection
-
+from . import queries
 from .decide import DeferRule, FieldRule, NamespaceRule, PolicySet
 from .models import DeferenceRule, FieldOwnership, NamespacePolicy
 
@@ -25,49 +23,18 @@ def _namespace_rule(row: NamespacePolicy) -> NamespaceRule:
 
 # (position in the log, policies) per process; see policy_set.
 _cached: tuple[tuple, PolicySet] | None = None
-# Inside a request scope: {"position": ...} once the caller's token lookup has read it (see
-# request_scope). Outside one: None, and a noted position is not kept.
-_request_position: contextvars.ContextVar[dict | None] = contextvars.ContextVar("policy_position", default=None)
-
-# Every policy change appends one `policy.changed` event in its own transaction, so while the newest
-# one is unchanged the stored policies are too. `at` is part of the key because a seq can be handed
-# out again after a rollback (or in a flushed test database).
-_NEWEST = "SELECT {} FROM events_event WHERE type = 'policy.changed' ORDER BY seq DESC LIMIT 1"
-POSITION_SQL = _NEWEST.format("seq, at")
-# The same as two scalar subqueries, for a query made anyway (the token lookup) to carry along.
-POSITION_COLUMNS = f"({_NEWEST.format('seq')}) AS policy_seq, ({_NEWEST.format('at')}) AS policy_at"
-
 
 # The position while no policy was ever changed (no policy.changed event): a position like any other.
 NO_CHANGE_YET = (0, None)
 
 
+def policy_position(seq=None, at=None) -> tuple:
+    """A log position as `policy_set(position=...)` takes it, from the two POSITION_COLUMNS values."""
+    return (seq, at) if seq is not None else NO_CHANGE_YET
+
+
 def _policy_log_position() -> tuple:
-    scope = _request_position.get()
-    if scope and "position" in scope:
-        return scope["position"]
-    with connection.cursor() as cursor:
-        cursor.execute(POSITION_SQL)
-        row = cursor.fetchone()
-    return tuple(row) if row else NO_CHANGE_YET
-
-
-@contextmanager
-def request_scope() -> Iterator[None]:
-    """Within one REST request, the position noted at authentication serves every policy_set() of
-    the request (policies as of the request's start) instead of a query each. Outside a scope every
-    policy_set() asks the database."""
-    token = _request_position.set({})
-    try:
-        yield
-    finally:
-        _request_position.reset(token)
-
-
-def note_position(seq, at) -> None:
-    scope = _request_position.get()
-    if scope is not None:
-        scope["position"] = (seq, at) if seq is not None else NO_CHANGE_YET
+    return queries.newest_policy_change() or NO_CHANGE_YET
 
 
 def _load() -> PolicySet:
@@ -84,18 +51,31 @@ def _load() -> PolicySet:
     )
 
 
-def policy_set(*, fields: bool = False, deference: bool = False) -> PolicySet:
-    """The current policies, all of them (`fields`/`deference` are accepted for readability at call
-    sites). A change applies at once: each call checks the log position of the newest policy change
-    with one indexed query and reloads only when it moved (in any process), instead of reading three
-    tables on every request."""
+def policy_set(*, position: tuple | None = None) -> PolicySet:
+    """The policies as of `position` in the log (one a query made anyway has read, see
+    POSITION_COLUMNS), or as of now. A change applies at once: the position of the newest policy
+    change is one indexed query, and the three tables are reloaded only when it moved (in any
+    process), instead of on every request."""
     global _cached
-    position = _policy_log_position()
+    position = position if position is not None else _policy_log_position()
     if _cached is not None and _cached[0] == position:
         return _cached[1]
     loaded = _load()
     _cached = (position, loaded)
     return loaded
+
+
+def policies_for(actor: Actor) -> PolicySet:
+    """The policies a service applies to this caller: those its request started with, or (a bare
+    Actor: a task, a command) the current ones."""
+    return actor.policies if isinstance(actor, Caller) else policy_set()
+
+
+def caller_for(actor: Actor, *, position: tuple | None = None, any_hold: bool | None = None) -> Caller:
+    """The request context of an actor whose request starts now (see memoryhub.context)."""
+    return Caller(
+        kind=actor.kind, id=actor.id, role=actor.role, policies=policy_set(position=position), any_hold=any_hold
+    )
 
 
 def policies_export() -> dict:

@@ -64,7 +64,7 @@ def test_the_token_lookup_is_prepared_once_per_connection_on_postgresql(policies
 
     token = make_agent("worker-1", "worker").token
     for _ in range(3):
-        agent = agent_for_token(token)
+        agent, _ = agent_for_token(token)
     assert (agent.id, agent.role, agent.description) == ("worker-1", "worker", "")
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%agents_agenttoken%%'")

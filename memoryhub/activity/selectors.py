@@ -12,20 +12,22 @@ from memoryhub.actors import Actor
 from memoryhub.events.models import Event
 from memoryhub.events.serializers import event_to_dict
 from memoryhub.events.visibility import EventFilter
+from memoryhub.locks.events import MULTI_RESOURCE_TYPES, event_names
+from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.names import aliases, check_resource
-from memoryhub.locks.selectors import hold_covering, iso
+from memoryhub.locks.selectors import iso
 from policies.decide import RecentAction, decide_deference
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
 SCAN_LIMIT = 2000
 
 
-def _covers(event_resource: str, event_namespace: str, names: set[str]) -> bool:
-    if event_namespace in names:
+def _covers(event: Event, names: set[str]) -> bool:
+    if event.namespace in names or any(namespace in names for namespace in event.namespaces or ()):
         return True
-    # A multi-resource lock's events name all its resources, joined with ",".
-    for part in event_resource.split(","):
+    # A multi-resource lock's events have no single resource: its names are in its lease state.
+    for part in event_names(event) if not event.resource else [event.resource]:
         if part in names or any(part.startswith(name + "/") for name in names):
             return True
     return False
@@ -40,21 +42,21 @@ def activity_for(
     check_resource(resource)
     now = now or timezone.now()
     names = aliases(resource)
-    match = Q(resource__contains=",")  # multi-resource lock events, refined in Python below
+    match = Q(resource="", type__in=MULTI_RESOURCE_TYPES)  # multi-resource lock events, refined below
     for name in names:
         match |= Q(resource=name) | Q(namespace=name) | Q(resource__startswith=name + "/")
     events = Event.objects.filter(match, at__gte=now - timedelta(seconds=window_seconds)).order_by("-seq")
     if actor.kind in ("agent", "human"):
         events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)
-    policies = policy_set(deference=True)
+    policies = policies_for(actor)
     visible = EventFilter(actor, policies)
     recent = []
     for event in events[:SCAN_LIMIT]:
-        if _covers(event.resource, event.namespace, names) and visible.visible_row(event):
+        if _covers(event, names) and visible.visible_row(event):
             recent.append(event)
             if len(recent) >= limit:
                 break
-    hold = hold_covering([resource])
+    hold = hold_covering(actor=actor, resources=[resource])
     deference = decide_deference(
         policies,
         actor,

@@ -8,7 +8,8 @@ from memoryhub.api.permissions import IsHuman
 from memoryhub.api.serializers import StrictSerializer
 from memoryhub.api.views import HubView
 from memoryhub.errors import NotFound
-from policies.selectors import policy_set
+from memoryhub.times import iso
+from policies.selectors import policies_for
 
 from .models import Agent
 from .services import agent_set_status, agent_touch
@@ -20,14 +21,14 @@ def agent_to_dict(agent: Agent) -> dict:
         "name": agent.name,
         "role": agent.role,
         "status": agent.status,
-        "last_seen_at": agent.last_seen_at.isoformat().replace("+00:00", "Z") if agent.last_seen_at else None,
+        "last_seen_at": iso(agent.last_seen_at),
     }
 
 
 class MeView(HubView):
     def get(self, request):
         actor = self.actor
-        policies = policy_set()
+        policies = policies_for(actor)
         if actor.is_human:
             return Response(
                 {

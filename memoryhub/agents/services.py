@@ -10,6 +10,8 @@ from django.utils import timezone
 from memoryhub.actors import Actor
 from memoryhub.errors import Invalid, NotFound
 from memoryhub.events.services import NewEvent, event_append, events_append
+from memoryhub.locks.services import leases_release_all
+from memoryhub.tasks.services import tasks_requeue_claims
 
 from .models import Agent, AgentStatus, AgentToken, token_digest
 
@@ -102,9 +104,6 @@ def agent_touch(*, agent: Agent) -> None:
 def agent_set_status(*, actor: Actor, agent_id: str, status: str, reason: str = "") -> tuple[Agent, int]:
     """The kill switch. Suspending releases the agent's locks and requeues its task claims, each with
     an event, in the same transaction; its next request is refused (REST and websocket)."""
-    from memoryhub.locks.services import leases_release_all
-    from memoryhub.tasks.services import tasks_requeue_claims
-
     if status not in AgentStatus.values:
         raise Invalid(f"status must be one of {AgentStatus.values}")
     with transaction.atomic():

@@ -1,10 +1,10 @@
 from rest_framework.permissions import BasePermission
 
-from memoryhub.agents.models import Agent
+from memoryhub.context import Caller
 
 
-def is_hub_caller(user) -> bool:
-    return isinstance(user, Agent) or bool(user and user.is_authenticated and user.is_staff)
+def _caller(request) -> Caller | None:
+    return request.auth if isinstance(request.auth, Caller) else None
 
 
 class IsHubCaller(BasePermission):
@@ -13,7 +13,8 @@ class IsHubCaller(BasePermission):
     message = "Only agents and staff users may use the API."
 
     def has_permission(self, request, view):
-        return is_hub_caller(request.user)
+        caller = _caller(request)
+        return caller is not None and (caller.is_agent or bool(request.user.is_staff))
 
 
 class IsHuman(BasePermission):
@@ -22,5 +23,5 @@ class IsHuman(BasePermission):
     message = "Only humans (staff users) may do this."
 
     def has_permission(self, request, view):
-        user = request.user
-        return not isinstance(user, Agent) and bool(user and user.is_authenticated and user.is_staff)
+        caller = _caller(request)
+        return caller is not None and caller.is_human and bool(request.user.is_staff)

@@ -34,3 +34,11 @@ class StrictSerializer(serializers.Serializer):
 
 class AnyJSONField(serializers.JSONField):
     """A JSON value of any type (null included when allowed)."""
+
+
+def validated(serializer_class: type[serializers.Serializer], request) -> dict:
+    """The request body validated by `serializer_class` (an empty body is an empty object); a 400 in
+    the error shape otherwise."""
+    serializer = serializer_class(data=request.data if request.data is not None else {})
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
-from memoryhub.agents.models import Agent
+from memoryhub.context import Caller
 
 PERIODS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600}
 
@@ -61,11 +61,11 @@ class CallerRateThrottle(BaseThrottle):
         if rate is None:
             return True
         limit, period = rate
-        user = request.user
+        caller = request.auth
         ident = (
-            f"agent:{user.id}"
-            if isinstance(user, Agent)
-            else f"user:{getattr(user, 'pk', None) or self.get_ident(request)}"
+            f"agent:{caller.id}"
+            if isinstance(caller, Caller) and caller.is_agent
+            else f"user:{getattr(request.user, 'pk', None) or self.get_ident(request)}"
         )
         now = time.time()
         window = int(now // period)

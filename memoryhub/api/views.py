@@ -13,11 +13,8 @@ from django.utils import timezone
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.views import APIView
 
-from memoryhub.actors import Actor, actor_from_request
-from memoryhub.errors import Conflict, IdempotencyKeyReused, Invalid
-from memoryhub.events.services import idempotency_scope
-from memoryhub.locks.selectors import holds_scope
-from policies.selectors import request_scope
+from memoryhub.context import Caller
+from memoryhub.errors import Conflict, IdempotencyKeyReused, Invalid, Unauthenticated
 
 from .models import IdempotencyRecord
 
@@ -46,19 +43,24 @@ class HubView(APIView):
     _idempotency_record: IdempotencyRecord | None = None
 
     @property
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
+    def actor(self) -> Caller:
+        """The request context the authentication class built (memoryhub.context), carrying the
+        request's Idempotency-Key for the events it appends."""
+        caller = self.request.auth
+        if not isinstance(caller, Caller):
+            raise Unauthenticated()
+        if self._idempotency_key and caller.idempotency_key != self._idempotency_key:
+            caller = caller.with_idempotency_key(self._idempotency_key)
+            self.request.auth = caller
+        return caller
 
     def dispatch(self, request, *args, **kwargs):
-        with request_scope(), holds_scope():
-            return self._dispatch(request, *args, **kwargs)
-
-    def _dispatch(self, request, *args, **kwargs):
         key = request.headers.get("Idempotency-Key", "")
         if request.method in SAFE_METHODS or not key:
             return super().dispatch(request, *args, **kwargs)
         self._idempotency_key = key
-        with transaction.atomic(), idempotency_scope(key):
+        self._idempotency_record = None  # claimed anew by each pass (a lock wait makes several)
+        with transaction.atomic():
             response = super().dispatch(request, *args, **kwargs)
             record = self._idempotency_record
             if record is not None:
@@ -82,7 +84,7 @@ class HubView(APIView):
         key = self._idempotency_key
         if len(key) > 255:
             raise Invalid("Idempotency-Key is longer than 255 characters")
-        principal = actor_from_request(request).label
+        principal = self.actor.label
         fingerprint = _fingerprint(request)
         cutoff = timezone.now() - timedelta(seconds=settings.MEMORYHUB_IDEMPOTENCY_TTL_SECONDS)
         IdempotencyRecord.objects.filter(principal=principal, key=key, created_at__lt=cutoff).delete()

@@ -20,12 +20,12 @@ from django.utils import timezone
 from contexts.models import ContextEntry, Receipt
 from memoryhub.agents.models import Agent
 from memoryhub.events.models import Event
+from memoryhub.events.types import event_type_filters
 from memoryhub.locks.models import Lease, LockWait
 from memoryhub.memories.content import diff as content_diff
 from memoryhub.memories.models import Memory
-from memoryhub.memories.selectors import glob_to_regex
 from memoryhub.tasks.models import Task, TaskStatus
-from policies.decide import PolicySet
+from policies.decide import PolicySet, glob_to_regex
 
 # --- agents -------------------------------------------------------------------------------------------
 
@@ -334,42 +334,8 @@ def recent_events(*, limit: int = 30) -> list[Event]:
 
 
 def event_types() -> list[str]:
-    """The types the spec names, for the filter's suggestions."""
-    return [
-        "memory.*",
-        "memory.created",
-        "memory.updated",
-        "memory.deleted",
-        "memory.reverted",
-        "memory.expired",
-        "context.*",
-        "context.sent",
-        "context.read",
-        "context.acked",
-        "context.expired",
-        "lock.*",
-        "lock.acquired",
-        "lock.released",
-        "lock.expired",
-        "lock.force_released",
-        "alert.lock_wait",
-        "task.*",
-        "task.created",
-        "task.claimed",
-        "task.completed",
-        "task.failed",
-        "task.requeued",
-        "task.cancelled",
-        "task.dead",
-        "agent.*",
-        "agent.created",
-        "agent.suspended",
-        "agent.resumed",
-        "hold.placed",
-        "hold.lifted",
-        "policy.changed",
-        "conflict.rejected",
-    ]
+    """The filter's suggestions: every type the log records (memoryhub.events.types)."""
+    return event_type_filters()
 
 
 # --- tasks ----------------------------------------------------------------------------------------------

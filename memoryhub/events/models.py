@@ -33,6 +33,9 @@ class Event(models.Model):
     # Who may see this event besides readers of its namespace: "agent:<id>" / "role:<role>" entries,
     # e.g. the sender and recipients of a context entry.
     audience = models.JSONField(default=list, blank=True)
+    # Every namespace the event touches when it touches more than `namespace` (a lock on resources of
+    # several): it is visible only to callers who may read all of them. Null otherwise.
+    namespaces = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["seq"]

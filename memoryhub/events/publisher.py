@@ -33,6 +33,7 @@ def event_meta(event) -> dict[str, Any]:
     return {
         "type": event.type,
         "namespace": event.namespace,
+        "namespaces": event.namespaces,
         "resource": event.resource,
         "actor_kind": event.actor_kind,
         "actor_id": event.actor_id,

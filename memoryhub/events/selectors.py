@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from memoryhub.actors import Actor
-from policies.selectors import policy_set
+from memoryhub.memories.content import check_glob
+from policies.decide import glob_to_regex
+from policies.selectors import policies_for
 
 from .models import Event
 from .serializers import event_to_dict
@@ -29,9 +31,9 @@ def events_visible(
 ) -> tuple[list[dict[str, Any]], int]:
     """Events after `since` the caller may see, ascending. Returns them and the seq to continue from
     (past everything scanned, so a caller who may see little still moves forward)."""
-    from memoryhub.memories.selectors import glob_to_regex
-
     queryset = Event.objects.filter(seq__gt=since).order_by("seq")
+    if namespace and "*" in namespace:
+        check_glob(namespace)
     if namespace:
         queryset = (
             queryset.filter(namespace__regex=glob_to_regex(namespace))
@@ -44,7 +46,7 @@ def events_visible(
         queryset = queryset.filter(actor_id=actor_id)
     if type:
         queryset = queryset.filter(type__startswith=type[:-1]) if type.endswith("*") else queryset.filter(type=type)
-    visible = EventFilter(actor, policy_set())
+    visible = EventFilter(actor, policies_for(actor))
     results: list[dict[str, Any]] = []
     cursor = since
     scanned = 0

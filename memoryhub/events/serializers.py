@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from memoryhub.times import iso
+
 from .models import Event
 
 
@@ -9,7 +11,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return {
         "seq": event.seq,
         "type": event.type,
-        "at": event.at.isoformat().replace("+00:00", "Z"),
+        "at": iso(event.at),
         "actor": {"kind": event.actor_kind, "id": event.actor_id, "role": event.actor_role},
         "namespace": event.namespace,
         "resource": event.resource,

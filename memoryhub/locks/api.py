@@ -10,18 +10,19 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from memoryhub.api.permissions import IsHuman
-from memoryhub.api.serializers import StrictSerializer
+from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid, NotFound
 
 from . import services
 from .models import LockMode
-from .names import RESOURCE_RE
 from .selectors import hold_get, hold_to_dict, holds_list, lease_get, lease_to_dict, leases_active, lock_contention
-from .waiting import notifier
 
 
 class LockInput(StrictSerializer):
+    """The request body as the schema documents it. Not a validator: `services.lock_request` is the
+    one (see LockListView.post)."""
+
     resources = serializers.ListField(
         child=serializers.CharField(max_length=600), min_length=1, max_length=services.MAX_RESOURCES
     )
@@ -57,79 +58,55 @@ class LeaseOutput(serializers.Serializer):
     seq = serializers.IntegerField(required=False, allow_null=True)
 
 
-def _body(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data if request.data is not None else {})
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-_LOCK_FIELDS = LockInput._declared_fields
-_MAX_WAIT = settings.MEMORYHUB_MAX_LOCK_WAIT_SECONDS  # LockInput's bound, read at the same import
-
-
-def _lock_body(request) -> dict:
-    """What LockInput would return, for the body every client sends (a JSON object whose values are
-    already in their final form: names that pass `RESOURCE_RE`, an int ttl...) without building a
-    serializer, which costs more CPU than the rest of the view. Anything else goes through LockInput,
-    for its coercions and its field errors."""
+def _lock_fields(request) -> dict:
+    """The body's fields, for `services.lock_request` to validate (a JSON object of LockInput's
+    fields, the required ones present)."""
     data = request.data
-    if type(data) is dict and data.keys() <= _LOCK_FIELDS.keys():
-        resources = data.get("resources")
-        mode = data.get("mode", LockMode.EXCLUSIVE)
-        ttl, wait = data.get("ttl_seconds"), data.get("wait_seconds", 0)
-        if (
-            type(resources) is list
-            and 1 <= len(resources) <= services.MAX_RESOURCES
-            and all(type(name) is str and RESOURCE_RE.match(name) for name in resources)
-            and type(mode) in (str, LockMode)
-            and mode in LockMode.values
-            and type(ttl) is int
-            and 1 <= ttl <= services.MAX_TTL_SECONDS
-            and type(wait) in (int, float)
-            and 0 <= wait <= _MAX_WAIT
-        ):
-            return {
-                "resources": resources,
-                "mode": mode,
-                "ttl_seconds": ttl,
-                "wait_seconds": float(wait) if "wait_seconds" in data else wait,
-            }
-    return _body(LockInput, request)
+    if type(data) is not dict:
+        raise Invalid("the body must be a JSON object", non_field_errors=["expected an object"])
+    unknown = sorted(data.keys() - services.LOCK_FIELDS.keys())
+    if unknown:
+        raise Invalid(f"unknown fields: {', '.join(unknown)}", **{name: ["Unknown field."] for name in unknown})
+    missing = [name for name, required in services.LOCK_FIELDS.items() if required and name not in data]
+    if missing:
+        raise Invalid(
+            f"missing fields: {', '.join(missing)}", **{name: ["This field is required."] for name in missing}
+        )
+    return data
 
 
 def _reason_body(request) -> dict:
     """ReasonInput's result; an empty body (the usual release) needs no serializer."""
     if type(request.data) is dict and not request.data:
         return {"reason": ""}
-    return _body(ReasonInput, request)
+    return validated(ReasonInput, request)
 
 
 class LockListView(HubView):
     """POST acquires (all or nothing, optionally waiting); GET lists active leases and waiters."""
 
     _pending: services.LockRequest | None = None
-    _subscription = None
-    _retry = False
+    _final = True
+    _refused = False
 
     def dispatch(self, request, *args, **kwargs):
         if request.method != "POST" or not request.headers.get("Idempotency-Key"):
             return super().dispatch(request, *args, **kwargs)
         # With an Idempotency-Key, HubView runs the request in one transaction (claiming the key).
         # Waiting inside it would keep the database locked for the releaser too (SQLite) or keep
-        # the key row locked for seconds (PostgreSQL). So each pass tries once; a refusal with time
-        # left is not stored under the key, and the wait happens here, between transactions.
-        try:
-            while True:
-                self._retry = False
-                response = super().dispatch(request, *args, **kwargs)
-                if not self._retry or self._pending is None:
-                    return response
-                timeout = self._pending.next_wait()
-                if timeout is not None and self._subscription is not None:
-                    self._subscription.wait(timeout)
-        finally:
-            if self._subscription is not None:
-                notifier.unsubscribe(self._subscription)
+        # the key row locked for seconds (PostgreSQL). So each pass makes one attempt; a refusal with
+        # time left is not stored under the key, and the wait (services.lock_wait) happens between
+        # passes. The first pass validates; it makes the first attempt too.
+        self._final = False
+        response = super().dispatch(request, *args, **kwargs)
+        if not self._refused or self._pending is None:
+            return response
+        return services.lock_wait(self._pending, lambda final: self._pass(request, final, *args, **kwargs))
+
+    def _pass(self, request, final: bool, *args, **kwargs):
+        self._final, self._refused = final, False
+        response = super().dispatch(request, *args, **kwargs)
+        return None if self._refused else response
 
     @extend_schema(
         operation_id="locks_list",
@@ -146,11 +123,10 @@ class LockListView(HubView):
 
     @extend_schema(request=LockInput, responses={201: LeaseOutput})
     def post(self, request):
-        data = _lock_body(request)
         if not connection.in_atomic_block:
-            grant = services.lock_acquire(actor=self.actor, **data)
+            grant = services.lock_acquire(actor=self.actor, **_lock_fields(request))
         else:
-            grant = self._attempt_once(data)
+            grant = self._attempt_once(request)
         body = {
             **lease_to_dict(grant.lease),
             "seq": grant.seq,
@@ -159,19 +135,14 @@ class LockListView(HubView):
         }
         return Response(body, status=status.HTTP_201_CREATED)
 
-    def _attempt_once(self, data: dict) -> services.LockGrant:
+    def _attempt_once(self, request) -> services.LockGrant:
         if self._pending is None:
-            self._pending = services.lock_request(actor=self.actor, **data)
-            if self._pending.wait_seconds:
-                self._subscription = notifier.subscribe(self._pending.names)
-        pending = self._pending
-        final = pending.next_wait() is None
-        if self._subscription is not None:
-            self._subscription.clear()  # before the attempt: a release committed after it wakes us
-        grant = services.lock_attempt(pending, final=final)
+            self._pending = services.lock_request(actor=self.actor, **_lock_fields(request))
+            self._final = not self._pending.wait_seconds
+        grant = services.lock_attempt(self._pending, final=self._final)
         if grant is None:
-            self._retry = not final
-            raise pending.refusal()
+            self._refused = not self._final
+            raise self._pending.refusal()
         return grant
 
 
@@ -198,7 +169,7 @@ class LockDetailView(HubView):
 class LockHeartbeatView(HubView):
     @extend_schema(request=HeartbeatInput, responses=LeaseOutput)
     def post(self, request, lease_id):
-        data = _body(HeartbeatInput, request)
+        data = validated(HeartbeatInput, request)
         lease = services.lock_heartbeat(actor=self.actor, lease_id=lease_id, ttl_seconds=data.get("ttl_seconds"))
         # A heartbeat is liveness, not a state change: no event, so no seq.
         return Response({**lease_to_dict(lease), "seq": None})
@@ -236,7 +207,7 @@ class HoldListView(_HumansWrite, HubView):
 
     @extend_schema(request=HoldInput)
     def post(self, request):
-        data = _body(HoldInput, request)
+        data = validated(HoldInput, request)
         hold, seq = services.hold_place(actor=self.actor, resource=data["resource"], reason=data["reason"])
         return Response({**hold_to_dict(hold), "seq": seq}, status=status.HTTP_201_CREATED)
 
@@ -250,6 +221,6 @@ class HoldDetailView(_HumansWrite, HubView):
 
     @extend_schema(request=ReasonInput)
     def delete(self, request, hold_id):
-        data = _body(ReasonInput, request)
+        data = validated(ReasonInput, request)
         hold, seq = services.hold_lift(actor=self.actor, hold_id=hold_id, reason=data["reason"])
         return Response({**hold_to_dict(hold), "seq": seq})

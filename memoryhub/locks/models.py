@@ -22,9 +22,15 @@ class LockResource(models.Model):
         return self.name
 
 
+# What one acquisition may ask for.
+MAX_RESOURCES = 50
+MAX_TTL_SECONDS = 24 * 3600
+
+
 class Lease(models.Model):
-    """A TTL lease on one or more resources, held by one agent. Its fencing token is the seq of its
-    `lock.acquired` event: unique, and rising strictly for every resource."""
+    """A TTL lease on one or more resources, held by one agent. Its fencing token is its own id
+    (migration 0003), drawn under the resource row locks: unique, and rising strictly for every
+    resource (see the package docstring)."""
 
     agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="leases")
     mode = models.CharField(max_length=10, choices=LockMode.choices)

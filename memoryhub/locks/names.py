@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from memoryhub.errors import Invalid
+from memoryhub.memories.content import NAMESPACE_RE
 
 # Letters, digits and `_ . : @ / -`: a namespace, `<namespace>/<key>`, `memory:<namespace>/<key>` or
 # any such name. No commas or spaces, so a set of names joined with "," stays unambiguous in events.
@@ -22,9 +23,12 @@ def check_resource(resource: Any, field_name: str = "resource") -> str:
 
 
 def resource_namespace(resource: str) -> str:
-    """The namespace a resource belongs to, which decides who sees its events:
-    `memory:inventory:sku-1/count` and `inventory:sku-1/count` -> `inventory:sku-1`."""
-    return resource.removeprefix("memory:").split("/", 1)[0]
+    """The namespace a resource name denotes, which decides who sees its locks, holds and their events
+    (one rule for every name): `memory:inventory:sku-1/count`, `inventory:sku-1/count` and
+    `inventory:sku-1` -> `inventory:sku-1`; a name whose first part is no namespace (too long, or not
+    ':'-separated segments) -> "" (none: only humans, and the holder, see what is filed there)."""
+    namespace = resource.removeprefix("memory:").split("/", 1)[0]
+    return namespace if len(namespace) <= 255 and NAMESPACE_RE.match(namespace) else ""
 
 
 def aliases(resource: str) -> set[str]:
@@ -36,4 +40,5 @@ def aliases(resource: str) -> set[str]:
 def covering_names(resource: str) -> set[str]:
     """The names whose hold covers `resource`: its aliases and its namespace (a hold on
     `customer:acme` covers the memories in it and their locks)."""
-    return aliases(resource) | {resource_namespace(resource)}
+    namespace = resource_namespace(resource)
+    return aliases(resource) | ({namespace} if namespace else set())

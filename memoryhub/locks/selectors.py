@@ -2,82 +2,26 @@
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
 
-from memoryhub import sql
 from memoryhub.actors import Actor
+from memoryhub.times import iso
 from policies.decide import decide_read
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
+from . import queries
 from .models import Hold, Lease, LeaseResource, LockResource, LockWait
-from .names import covering_names
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-# Holds are rare, and every memory write by an agent asks for one: the token lookup that starts each
-# REST request also reads whether any hold is in place (ANY_HOLD_COLUMN), and when none was, the
-# request's hold checks need no query. (Outside a request scope nothing is noted: ask.)
-ANY_HOLD_COLUMN = "EXISTS (SELECT 1 FROM locks_hold WHERE lifted_at IS NULL) AS any_hold"
-_holds_at_start: contextvars.ContextVar[dict | None] = contextvars.ContextVar("holds_at_start", default=None)
-
-
-@contextmanager
-def holds_scope() -> Iterator[None]:
-    token = _holds_at_start.set({})
-    try:
-        yield
-    finally:
-        _holds_at_start.reset(token)
-
-
-def note_holds(any_hold: bool | None) -> None:
-    scope = _holds_at_start.get()
-    if scope is not None and any_hold is not None:
-        scope["any"] = bool(any_hold)
-
-
-def active_hold(resources: Iterable[str]) -> Hold | None:
-    """The human hold on any of these resource names, if one is in place. (Asked on every memory write
-    by an agent: written out, see `sql`.)"""
-    if (_holds_at_start.get() or {}).get("any") is False:
-        return None
-    names = sorted(set(resources))
-    holds = sql.instances(
-        Hold,
-        f"SELECT {sql.columns(Hold)} FROM locks_hold WHERE lifted_at IS NULL"
-        f" AND resource IN ({sql.placeholders(names)}) ORDER BY placed_at LIMIT 1",
-        names,
-    )
-    return holds[0] if holds else None
-
-
-def hold_covering(resources: Iterable[str]) -> Hold | None:
-    names: set[str] = set()
-    for resource in resources:
-        names |= covering_names(resource)
-    return active_hold(names)
+from .names import covering_names, resource_namespace
 
 
 def current_exclusive_lease(resource: str) -> Lease | None:
-    """The unexpired exclusive lease on a resource (expired leases are free at once). (Asked on every
-    write to a `locked` namespace: written out, see `sql`; "one_exclusive_holder" makes it one row.)"""
-    leases = sql.instances(
-        Lease,
-        f"SELECT {sql.columns(Lease, 'l')} FROM locks_leaseresource r JOIN locks_lease l ON l.id = r.lease_id"
-        " WHERE r.resource = %s AND r.active AND r.mode = 'exclusive' AND l.expires_at > %s",
-        [resource, timezone.now()],
-    )
-    return leases[0] if leases else None
+    """The unexpired exclusive lease on a resource (expired leases are free at once)."""
+    return queries.exclusive_lease_on(resource)
 
 
 def lease_to_dict(lease: Lease, *, now: datetime | None = None) -> dict[str, Any]:
@@ -113,20 +57,23 @@ def wait_to_dict(wait: LockWait) -> dict[str, Any]:
 
 
 def _visible_to(actor: Actor):
-    """Lock names of memories reveal keys: an agent sees those of namespaces it may read."""
+    """Lock names reveal what they name (a memory's key, a namespace's business): an agent sees a
+    lock, a wait or a contention row only if it may read every namespace its names denote
+    (`resource_namespace`: the same rule as for their events), or if it is its own."""
     if actor.kind != "agent":
-        return lambda names: True
-    policies = policy_set()
+        return lambda names, owner=None: True
+    policies = policies_for(actor)
     cache: dict[str, bool] = {}
 
-    def visible(names: Iterable[str]) -> bool:
+    def visible(names: Iterable[str], owner: str | None = None) -> bool:
+        if owner == actor.id:
+            return True
         for name in names:
-            if name.startswith("memory:"):
-                namespace = name.removeprefix("memory:").split("/", 1)[0]
-                if namespace not in cache:
-                    cache[namespace] = decide_read(policies, actor, namespace).allowed
-                if not cache[namespace]:
-                    return False
+            namespace = resource_namespace(name)
+            if namespace not in cache:
+                cache[namespace] = bool(namespace) and decide_read(policies, actor, namespace).allowed
+            if not cache[namespace]:
+                return False
         return True
 
     return visible
@@ -146,18 +93,20 @@ def leases_active(
         waits = waits.filter(agent_id=agent)
     visible = _visible_to(actor)
     return {
-        "results": [lease_to_dict(lease, now=now) for lease in leases[:limit] if visible(lease.resources)],
+        "results": [
+            lease_to_dict(lease, now=now) for lease in leases[:limit] if visible(lease.resources, lease.agent_id)
+        ],
         "waiting": [
             wait_to_dict(wait)
             for wait in waits[:limit]
-            if (not resource or resource in wait.resources) and visible(wait.resources)
+            if (not resource or resource in wait.resources) and visible(wait.resources, wait.agent_id)
         ],
     }
 
 
 def lease_get(*, actor: Actor, lease_id: int) -> Lease | None:
     lease = Lease.objects.filter(id=lease_id).first()
-    if lease is None or not _visible_to(actor)(lease.resources):
+    if lease is None or not _visible_to(actor)(lease.resources, lease.agent_id):
         return None
     return lease
 

@@ -35,9 +35,6 @@ class Subscription:
         self.names: frozenset[str] | None = frozenset(names) if names is not None else None
         self._event = threading.Event()
 
-    def watch(self, names: Iterable[str]) -> None:
-        self.names = frozenset(names)
-
     def clear(self) -> None:
         self._event.clear()
 

@@ -6,7 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from memoryhub.api.headers import parse_fencing_token, parse_if_none_match, parse_version_header
-from memoryhub.api.serializers import StrictSerializer
+from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid
 
@@ -77,12 +77,6 @@ def _written(result, code=status.HTTP_200_OK) -> Response:
     return Response(body, status=code, headers={"ETag": f'"{result.memory.version}"'})
 
 
-def _body(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class MemoryListView(HubView):
     @extend_schema(
         parameters=[
@@ -146,7 +140,7 @@ class MemoryDetailView(HubView):
 
     @extend_schema(request=MemoryPutInput, responses={200: MemoryOutput, 201: MemoryOutput}, parameters=WRITE_HEADERS)
     def put(self, request, namespace, key):
-        data = _body(MemoryPutInput, request)
+        data = validated(MemoryPutInput, request)
         result = services.memory_put(
             actor=self.actor,
             namespace=namespace,
@@ -164,7 +158,7 @@ class MemoryDetailView(HubView):
 
     @extend_schema(request=MemoryPatchInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
     def patch(self, request, namespace, key):
-        data = _body(MemoryPatchInput, request)
+        data = validated(MemoryPatchInput, request)
         return _written(
             services.memory_patch(
                 actor=self.actor,
@@ -179,7 +173,7 @@ class MemoryDetailView(HubView):
 
     @extend_schema(request=MemoryDeleteInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
     def delete(self, request, namespace, key):
-        data = _body(MemoryDeleteInput, request) if request.data else {"reason": ""}
+        data = validated(MemoryDeleteInput, request) if request.data else {"reason": ""}
         return _written(
             services.memory_delete(
                 actor=self.actor,
@@ -206,7 +200,7 @@ class MemoryHistoryView(HubView):
 class MemoryRevertView(HubView):
     @extend_schema(request=RevertInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
     def post(self, request, namespace, key):
-        data = _body(RevertInput, request)
+        data = validated(RevertInput, request)
         return _written(
             services.memory_revert(
                 actor=self.actor,

@@ -23,6 +23,11 @@ def check_names(namespace: str, key: str | None = None) -> None:
         raise Invalid("key must be letters, digits, '_', '.', ':', '@' or '-'", key=["invalid key"])
 
 
+def check_glob(pattern: str) -> None:
+    """A namespace glob: a namespace whose segments may hold `*`."""
+    check_names(pattern.replace("*", "x"))
+
+
 def content_size(content: Any) -> int:
     return len(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode())
 

@@ -9,15 +9,16 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from memoryhub import sql
 from memoryhub.actors import Actor
 from memoryhub.errors import NotFound
 from memoryhub.events.models import Event
-from policies.decide import PolicySet, decide_read
-from policies.selectors import policy_set
+from memoryhub.times import iso
+from policies.decide import PolicySet, decide_read, glob_to_regex
+from policies.selectors import policies_for
 
-from .content import check_names, diff
+from .content import check_glob, check_names, diff
 from .models import Memory
+from .queries import fetch_memory
 
 MEMORY_EVENT_TYPES = (
     "memory.created",
@@ -29,10 +30,6 @@ MEMORY_EVENT_TYPES = (
 CONTENT_EVENT_TYPES = ("memory.created", "memory.updated", "memory.reverted")
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def memory_to_dict(memory: Memory) -> dict[str, Any]:
     return {
         "namespace": memory.namespace,
@@ -42,9 +39,9 @@ def memory_to_dict(memory: Memory) -> dict[str, Any]:
         "version": memory.version,
         "created_by": memory.created_by,
         "updated_by": memory.updated_by,
-        "created_at": _iso(memory.created_at),
-        "updated_at": _iso(memory.updated_at),
-        "expires_at": _iso(memory.expires_at),
+        "created_at": iso(memory.created_at),
+        "updated_at": iso(memory.updated_at),
+        "expires_at": iso(memory.expires_at),
         "reason": memory.reason,
     }
 
@@ -55,20 +52,9 @@ def _live(queryset):
 
 def _check_readable(actor: Actor, namespace: str, key: str, policies: PolicySet | None = None) -> None:
     check_names(namespace, key)
-    if not decide_read(policies or policy_set(), actor, namespace).allowed:
+    if not decide_read(policies or policies_for(actor), actor, namespace).allowed:
         # Not 403: a caller who may not read a namespace learns nothing about what is in it.
         raise NotFound(f"no memory {namespace}/{key}")
-
-
-_FETCH_MEMORY = f'SELECT {sql.columns(Memory)} FROM memories_memory WHERE namespace = %s AND "key" = %s'
-
-
-def fetch_memory(namespace: str, key: str, *, for_update: bool = False) -> Memory | None:
-    """The row at (namespace, key), tombstones included. The hub's hottest query, written out (a
-    unique-index lookup) so no ORM query is compiled for it on every request."""
-    statement = _FETCH_MEMORY + (sql.row_lock("FOR UPDATE") if for_update else "")
-    memories = sql.instances(Memory, statement, [namespace, key])
-    return memories[0] if memories else None
 
 
 def _memory_events(namespace: str, key: str):
@@ -83,7 +69,7 @@ def _past_state(memory: Memory, event: Event | None, label: str) -> dict[str, An
         "content": event.after,
         "version": event.version,
         "updated_by": event.actor_label,
-        "updated_at": _iso(event.at),
+        "updated_at": iso(event.at),
         "reason": event.reason,
         "expires_at": None,
     }
@@ -124,7 +110,7 @@ def memory_history(*, actor: Actor, namespace: str, key: str) -> list[dict[str, 
             "version": event.version,
             "type": event.type,
             "seq": event.seq,
-            "at": _iso(event.at),
+            "at": iso(event.at),
             "actor": {"kind": event.actor_kind, "id": event.actor_id, "role": event.actor_role},
             "reason": event.reason,
             "content": event.after,
@@ -132,12 +118,6 @@ def memory_history(*, actor: Actor, namespace: str, key: str) -> list[dict[str, 
         }
         for event in events
     ]
-
-
-def glob_to_regex(pattern: str) -> str:
-    """A namespace glob as a regex both PostgreSQL and SQLite understand (names hold no other specials)."""
-    check_names(pattern.replace("*", "x"))
-    return "^" + pattern.replace(".", "\\.").replace("*", ".*") + "$"
 
 
 def memories_list(
@@ -154,6 +134,7 @@ def memories_list(
     queryset = _live(Memory.objects.all())
     if namespace:
         if "*" in namespace:
+            check_glob(namespace)
             queryset = queryset.filter(namespace__regex=glob_to_regex(namespace))
         else:
             queryset = queryset.filter(namespace=namespace)
@@ -165,7 +146,7 @@ def memories_list(
         queryset = queryset.annotate(text=Cast("content", TextField())).filter(
             Q(key__icontains=q) | Q(text__icontains=q)
         )
-    policies = policy_set()
+    policies = policies_for(actor)
     readable: dict[str, bool] = {}
     results: list[dict[str, Any]] = []
     skipped = 0

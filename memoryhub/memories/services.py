@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from memoryhub.actors import Actor
+from memoryhub.actors import SYSTEM, Actor
 from memoryhub.errors import (
     FieldNotOwned,
     Forbidden,
@@ -28,13 +28,15 @@ from memoryhub.errors import (
 )
 from memoryhub.events.models import Event
 from memoryhub.events.services import event_append, event_record
-from memoryhub.locks.selectors import active_hold, current_exclusive_lease
+from memoryhub.locks.holds import hold_covering
+from memoryhub.locks.selectors import current_exclusive_lease
 from policies.decide import Decision, changed_fields, decide_read, decide_write, field_violations
-from policies.selectors import policy_set
+from policies.selectors import policies_for
 
 from .content import check_names, content_size, merge_patch
 from .models import Memory, MemoryKind
-from .selectors import fetch_memory, memory_to_dict, version_content
+from .queries import fetch_memory, memories_expire_namespace_tree, memory_save_existing
+from .selectors import memory_to_dict, version_content
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 DELETED = object()  # what a delete "writes"
@@ -74,32 +76,6 @@ def _check_fencing(*, actor: Actor, memory: Memory | None, resource: str, token:
         raise Held(f"no current lock on {lock_name} with fencing token {token}", lock=lock_name)
 
 
-# What a write changes in an existing row (all but id, namespace and key).
-_SAVED_FIELDS = [field for field in Memory._meta.concrete_fields if field.name not in ("id", "namespace", "key")]
-_UPDATE_SQL = "UPDATE memories_memory SET {} WHERE id = %s".format(
-    ", ".join(f'"{field.column}" = %s' for field in _SAVED_FIELDS)
-)
-# ... only if the row is still as it was read: every write and expiry bumps the version, and a task's
-# completion sets expires_at on its working memory.
-_UPDATE_IF_UNCHANGED_SQL = _UPDATE_SQL + " AND version = %s AND expires_at IS NOT DISTINCT FROM %s"
-
-
-def _save_existing(memory: Memory, *, unchanged_since: tuple[int, datetime | None] | None = None) -> bool:
-    """The UPDATE of the row, written out: the hottest write of the hub, and Model.save() compiles
-    the same statement anew each time. With `unchanged_since` (the version and expiry it was read
-    at, unlocked), only if the row is still so; False if it is not."""
-    params = [field.get_db_prep_save(getattr(memory, field.attname), connection) for field in _SAVED_FIELDS]
-    params.append(memory.pk)
-    statement = _UPDATE_SQL
-    if unchanged_since is not None:
-        version, expires_at = unchanged_since
-        statement = _UPDATE_IF_UNCHANGED_SQL
-        params += [version, connection.ops.adapt_datetimefield_value(expires_at)]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.rowcount == 1
-
-
 def _record_conflict(*, actor: Actor, namespace: str, key: str, error: Exception) -> None:
     event_record(
         actor=actor,
@@ -130,12 +106,12 @@ def _write(
         raise Invalid(f"kind must be one of {MemoryKind.values}", kind=["invalid choice"])
     if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise Invalid("ttl_seconds must be between 1 and 10 years", ttl_seconds=["out of range"])
-    policies = policy_set(fields=True)
+    policies = policies_for(actor)
     decision: Decision = decide_write(policies, actor, namespace)
     if not decision.allowed:
         raise Forbidden(decision.reason, **decision.details())
     resource = f"{namespace}/{key}"
-    if actor.is_agent and (hold := active_hold([namespace, resource, f"memory:{resource}"])):
+    if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
         raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
     conditional = if_match is not None or if_none_match
     for attempt in (1, 2):
@@ -288,7 +264,7 @@ def _write_in_transaction(
     if memory.pk is None:
         with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
             memory.save(force_insert=True)
-    elif not _save_existing(memory, unchanged_since=read_at):
+    elif not memory_save_existing(memory, unchanged_since=read_at):
         # Written or expired by someone else since it was read: the precondition decides again.
         fresh = fetch_memory(namespace, key)
         _check_preconditions(namespace, key, _live(fresh, now), if_match=if_match, if_none_match=if_none_match)
@@ -401,7 +377,7 @@ def memory_revert(
 ) -> WriteResult:
     """A new version equal to an old one (a compensating change; nothing is erased)."""
     check_names(namespace, key)
-    if not decide_read(policy_set(), actor, namespace).allowed:
+    if not decide_read(policies_for(actor), actor, namespace).allowed:
         raise NotFound(f"no memory {namespace}/{key}")
     old = version_content(namespace=namespace, key=key, version=version)
     if old is None:
@@ -418,10 +394,16 @@ def memory_revert(
     )
 
 
+def memories_end_with_task(*, task_id: int, now: datetime) -> int:
+    """A task's working memory (namespace `task:<id>` and below) ends with it: called by the task's
+    completion, in its transaction. Reads treat it as gone at once; the expiry sweeper records
+    `memory.expired` for each (expires_at moves, which conditional writes compare, so a write racing
+    the completion is refused rather than reviving it). Returns how many expired."""
+    return memories_expire_namespace_tree(namespace=f"task:{int(task_id)}", at=now)
+
+
 def _tombstone_where(*, conditions: Q, now, reason: str, limit: int) -> int:
     """Turn matching live memories into tombstones, each with a `memory.expired` event (actor SYSTEM)."""
-    from memoryhub.actors import SYSTEM
-
     done = 0
     for memory_id in Memory.objects.filter(conditions, deleted_at=None).values_list("id", flat=True)[:limit]:
         with transaction.atomic():

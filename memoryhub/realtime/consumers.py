@@ -28,9 +28,8 @@ from memoryhub.agents.authentication import agent_for_token
 from memoryhub.events.models import Event
 from memoryhub.events.publisher import GROUP, event_frame, event_meta
 from memoryhub.events.visibility import EventFilter
-from memoryhub.locks.selectors import holds_scope
 from policies.decide import decide_read, glob_match
-from policies.selectors import policy_set, request_scope
+from policies.selectors import policy_set
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -45,12 +44,12 @@ def _authenticate(scope) -> tuple[Actor | None, int]:
     raw = headers.get(b"authorization", b"").decode("latin1")
     scheme, _, token = raw.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        # The scopes keep what the token lookup notes for a request (policy position, holds) from
-        # outliving this call: the socket lives on and must see later changes.
-        with request_scope(), holds_scope():
-            agent = agent_for_token(token.strip())
-        if agent is None:
+        # The bare Actor, not the token lookup's Caller: the socket lives on and must see later
+        # policy changes (see _load_policies).
+        found = agent_for_token(token.strip())
+        if found is None:
             return None, CLOSE_UNAUTHENTICATED
+        agent, _ = found
         if agent.is_suspended:
             return None, CLOSE_FORBIDDEN
         return Actor.for_agent(agent), 0
@@ -212,12 +211,13 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
         if not self.filter.visible(
             namespace=meta["namespace"],
+            namespaces=meta.get("namespaces"),
             actor_kind=meta["actor_kind"],
             actor_id=meta["actor_id"],
             audience=meta["audience"],
         ):
             return
-        if self._wanted(meta["namespace"]):
+        if any(self._wanted(namespace) for namespace in meta.get("namespaces") or [meta["namespace"]]):
             await self.send(text_data=frame)
         if kind == "context.sent":
             entry = json.loads(frame)["event"].get("after") or {}

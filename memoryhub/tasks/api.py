@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from memoryhub.api.permissions import IsHuman
-from memoryhub.api.serializers import AnyJSONField, StrictSerializer
+from memoryhub.api.serializers import AnyJSONField, StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid, NotFound
 from memoryhub.events.api import int_param
@@ -56,12 +56,6 @@ class ReasonInput(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
-def _body(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data if request.data is not None else {})
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # What a DRF CharField would change or refuse: surrounding whitespace (trimmed), NUL and lone surrogates.
 _NOT_PLAIN = re.compile(r"^\s|\s$|[\x00\ud800-\udfff]")
 
@@ -91,7 +85,7 @@ def _claim_body(request) -> dict:
             and all(_plain(kind, 100) for kind in kinds)
         ):
             return {name: data[name] for name in ("role", "kinds") if name in data} | {"ttl_seconds": ttl}
-    return _body(TaskClaimInput, request)
+    return validated(TaskClaimInput, request)
 
 
 def _complete_body(request) -> dict:
@@ -99,7 +93,7 @@ def _complete_body(request) -> dict:
     data = request.data
     if type(data) is dict and data.keys() <= {"result"}:
         return {"result": data.get("result")}
-    return _body(TaskCompleteInput, request)
+    return validated(TaskCompleteInput, request)
 
 
 def _answer(result: services.TaskResult, code=status.HTTP_200_OK, **extra) -> Response:
@@ -136,7 +130,7 @@ class TaskListView(HubView):
 
     @extend_schema(request=TaskCreateInput)
     def post(self, request):
-        data = _body(TaskCreateInput, request)
+        data = validated(TaskCreateInput, request)
         result = services.task_create(actor=self.actor, **data)
         return _answer(
             result, status.HTTP_201_CREATED if result.created else status.HTTP_200_OK, created=result.created
@@ -164,7 +158,7 @@ class TaskDetailView(HubView):
 class TaskHeartbeatView(HubView):
     @extend_schema(request=TaskHeartbeatInput)
     def post(self, request, task_id):
-        data = _body(TaskHeartbeatInput, request)
+        data = validated(TaskHeartbeatInput, request)
         task = services.task_heartbeat(actor=self.actor, task_id=task_id, ttl_seconds=data.get("ttl_seconds"))
         # A heartbeat is liveness, not a state change: no event, so no seq.
         return Response({**task_to_dict(task), "seq": None})
@@ -181,7 +175,7 @@ class TaskCompleteView(HubView):
 class TaskFailView(HubView):
     @extend_schema(request=TaskFailInput)
     def post(self, request, task_id):
-        data = _body(TaskFailInput, request)
+        data = validated(TaskFailInput, request)
         return _answer(services.task_fail(actor=self.actor, task_id=task_id, **data))
 
 
@@ -190,7 +184,7 @@ class TaskRequeueView(HubView):
 
     @extend_schema(request=ReasonInput)
     def post(self, request, task_id):
-        data = _body(ReasonInput, request)
+        data = validated(ReasonInput, request)
         return _answer(services.task_requeue(actor=self.actor, task_id=task_id, reason=data["reason"]))
 
 
@@ -199,5 +193,5 @@ class TaskCancelView(HubView):
 
     @extend_schema(request=ReasonInput)
     def post(self, request, task_id):
-        data = _body(ReasonInput, request)
+        data = validated(ReasonInput, request)
         return _answer(services.task_cancel(actor=self.actor, task_id=task_id, reason=data["reason"]))

@@ -3,19 +3,15 @@ humans see all."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
 
 from memoryhub.actors import Actor
 from memoryhub.events.models import Event
+from memoryhub.times import iso
 
 from .models import Task
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def task_visible(actor: Actor, task: Task) -> bool:
@@ -35,15 +31,15 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         "attempts": task.attempts,
         "max_attempts": task.max_attempts,
         "claimed_by": task.claimed_by_id,
-        "claimed_at": _iso(task.claimed_at),
-        "claim_expires_at": _iso(task.claim_expires_at),
+        "claimed_at": iso(task.claimed_at),
+        "claim_expires_at": iso(task.claim_expires_at),
         "result": task.result,
         "error": task.error,
         "created_by": task.created_by,
         "idempotency_key": task.idempotency_key,
-        "created_at": _iso(task.created_at),
-        "updated_at": _iso(task.updated_at),
-        "completed_at": _iso(task.completed_at),
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
+        "completed_at": iso(task.completed_at),
         "completed_by": task.completed_by,
     }
 

@@ -22,13 +22,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from memoryhub import sql
 from memoryhub.actors import SYSTEM, Actor
+from memoryhub.agents.guard import agent_lock_active
 from memoryhub.agents.models import ROLE_RE
 from memoryhub.errors import AlreadyClaimed, Conflict, Forbidden, Invalid, NotFound, TooLarge
 from memoryhub.events.services import NewEvent, events_append
-from memoryhub.locks.services import require_active_agent
+from memoryhub.memories.services import memories_end_with_task
 
+from . import queries
 from .models import Task, TaskStatus
 from .selectors import task_event_seq, task_visible
 
@@ -36,7 +37,6 @@ MAX_CLAIM_TTL_SECONDS = 24 * 3600
 DEFAULT_CLAIM_TTL_SECONDS = 60
 MAX_ATTEMPTS_LIMIT = 100
 MAX_KINDS = 50
-_TASK_COLUMNS = sql.columns(Task)  # what sql.instances(Task, ...) reads
 # Lapsed claims one claim call turns back into queued tasks before choosing (the sweeper does the rest).
 REQUEUE_BATCH = 20
 _role_validator = RegexValidator(ROLE_RE)
@@ -270,18 +270,12 @@ def task_claim(
     ttl = timedelta(seconds=_check_ttl(ttl_seconds))
     with transaction.atomic():
         at = now or timezone.now()
-        # Lapsed claims are the sweeper's job, but one is claimable at once: look for any in the same
-        # round trip as the agent row lock, and scan for them only when there are some.
-        (lapsed,) = require_active_agent(
-            actor,
-            (
-                "SELECT EXISTS (SELECT 1 FROM tasks_task WHERE status = 'claimed' AND claim_expires_at <= %s"
-                " AND role = %s)",
-                [at, role],
-            ),
-        )
+        agent_lock_active(actor=actor)
+        # Lapsed claims are the sweeper's job, but one is claimable at once: scan for them only when
+        # there are some.
+        lapsed = queries.lapsed_claims_exist(role=role, at=at)
         events = _requeue_lapsed(Task.objects.filter(role=role), at, REQUEUE_BATCH) if lapsed else []
-        task = _claim_next(actor=actor, role=role, kinds=kinds, at=at, ttl=ttl)
+        task = queries.claim_next(agent_id=actor.id, role=role, kinds=kinds, at=at, ttl=ttl)
         if task is not None:
             events.append(
                 _event(
@@ -297,41 +291,12 @@ def task_claim(
     return TaskResult(task, appended[-1].seq) if task is not None else None
 
 
-def _claim_next(*, actor: Actor, role: str, kinds: list[str] | None, at: datetime, ttl: timedelta) -> Task | None:
-    """Claim the best queued task in ONE statement: pick it (highest priority, then oldest, by the
-    `task_queue_next` index), compare-and-set it to claimed, and return the row as it is now. On
-    PostgreSQL `SKIP LOCKED` makes concurrent claimers pick different rows instead of queueing on the
-    same one (a row another claimer just took fails the outer `status = 'queued'` check, never claimed
-    twice); SQLite's IMMEDIATE transactions run claimers one at a time."""
-    kind_filter = f" AND kind IN ({sql.placeholders(kinds)})" if kinds else ""
-    statement = (
-        "UPDATE tasks_task SET status = 'claimed', claimed_by_id = %s, claimed_at = %s, claim_expires_at = %s,"
-        " attempts = attempts + 1, updated_at = %s"
-        " WHERE status = 'queued' AND id = ("
-        f"SELECT id FROM tasks_task WHERE status = 'queued' AND role = %s{kind_filter}"
-        f" ORDER BY priority DESC, id LIMIT 1{sql.row_lock('FOR UPDATE SKIP LOCKED')})"
-        f" RETURNING {_TASK_COLUMNS}"
-    )
-    return _one(statement, [actor.id, at, at + ttl, at, role, *(kinds or [])])
-
-
-def _one(statement: str, params: list[Any]) -> Task | None:
-    """The task an `UPDATE ... RETURNING` changed, if any: the row as written, without reading it
-    back."""
-    tasks = sql.instances(Task, statement, params)
-    return tasks[0] if tasks else None
-
-
 def task_heartbeat(*, actor: Actor, task_id: int, ttl_seconds: int | None = None, now: datetime | None = None) -> Task:
     """Extend the caller's claim. Liveness, not a state change: no event."""
     _require_agent(actor, "heartbeat tasks")
     now = now or timezone.now()
     ttl = _check_ttl(ttl_seconds if ttl_seconds is not None else DEFAULT_CLAIM_TTL_SECONDS)
-    task = _one(
-        "UPDATE tasks_task SET claim_expires_at = %s, updated_at = %s"
-        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s RETURNING {_TASK_COLUMNS}",
-        [now + timedelta(seconds=ttl), now, task_id, actor.id],
-    )
+    task = queries.claim_extend(task_id=task_id, agent_id=actor.id, until=now + timedelta(seconds=ttl), now=now)
     if task is None:
         raise _not_yours(_visible_task(actor, task_id), actor)
     return task
@@ -341,42 +306,13 @@ def task_heartbeat(*, actor: Actor, task_id: int, ttl_seconds: int | None = None
 
 
 def _complete_claim(*, actor: Actor, task_id: int, result: Any, now: datetime) -> tuple[Task, int] | None:
-    """Compare-and-set on the caller's claim: the task completed as written (`RETURNING`, no
-    read-back) and how many of its working memories expired with it; None if the caller does not
-    hold the claim (the caller then tells a replay from a refusal).
-
-    Working memory in `task:<id>` (and below it) ends with its task: reads treat it as gone at once,
-    the memory expiry sweeper records `memory.expired` for each."""
-    complete = (
-        "UPDATE tasks_task SET status = 'completed', result = %s, error = '', completed_at = %s,"
-        " completed_by = %s, claim_expires_at = NULL, updated_at = %s"
-        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s RETURNING {_TASK_COLUMNS}"
-    )
-    params = [
-        Task._meta.get_field("result").get_db_prep_save(result, connection),
-        now,
-        actor.label,
-        now,
-        task_id,
-        actor.id,
-    ]
-    namespace = f"task:{int(task_id)}"  # digits after the prefix: nothing to escape for LIKE
-    expire = (
-        "UPDATE memories_memory SET expires_at = %s WHERE (namespace = %s OR namespace LIKE %s)"
-        " AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > %s)"
-    )
-    expire_params = [now, namespace, namespace + ":%", now]
-    if connection.vendor == "postgresql":
-        # Both writes in one round trip; the memories expire only if the claim was ours.
-        rows = sql.instances_and_extras(
-            Task,
-            f"WITH task AS ({complete}), expired AS ({expire} AND EXISTS (SELECT 1 FROM task) RETURNING 1)"
-            f" SELECT {_TASK_COLUMNS}, (SELECT count(*) FROM expired) FROM task",
-            [*params, *expire_params],
-        )
-        return (rows[0][0], rows[0][1][0]) if rows else None
-    tasks = sql.instances(Task, complete, params)
-    return (tasks[0], sql.execute(expire, expire_params)) if tasks else None
+    """Compare-and-set on the caller's claim: the task completed as written and how many of its
+    working memories ended with it; None if the caller does not hold the claim (the caller then
+    tells a replay from a refusal)."""
+    task = queries.claim_complete(task_id=task_id, agent_id=actor.id, completed_by=actor.label, result=result, now=now)
+    if task is None:
+        return None
+    return task, memories_end_with_task(task_id=task.id, now=now)
 
 
 def task_complete(*, actor: Actor, task_id: int, result: Any = None) -> TaskResult:

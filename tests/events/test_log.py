@@ -15,7 +15,7 @@ from memoryhub.memories.services import memory_put
 
 def test_event_rows_cannot_be_changed_or_deleted(db):
     with transaction.atomic():
-        event = event_append(actor=SYSTEM, type="test.event", summary="x")
+        event = event_append(actor=SYSTEM, type="policy.changed", summary="x")
     with pytest.raises(RuntimeError):
         event.save()
     with pytest.raises(RuntimeError):
@@ -27,15 +27,15 @@ def test_event_rows_cannot_be_changed_or_deleted(db):
 
 def test_events_must_be_appended_inside_the_change_transaction(transactional_db):
     with pytest.raises(RuntimeError):
-        event_append(actor=SYSTEM, type="test.event")
+        event_append(actor=SYSTEM, type="policy.changed")
 
 
 def test_a_rolled_back_change_leaves_no_event_and_no_gap(db, policies):
     with pytest.raises(IntegrityError), transaction.atomic():
-        event_append(actor=SYSTEM, type="test.event")
+        event_append(actor=SYSTEM, type="policy.changed")
         raise IntegrityError("the change failed")
     with transaction.atomic():
-        kept = event_append(actor=SYSTEM, type="test.event")
+        kept = event_append(actor=SYSTEM, type="policy.changed")
     seqs = list(Event.objects.values_list("seq", flat=True))
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert kept.seq == seqs[-1]

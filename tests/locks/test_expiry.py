@@ -37,7 +37,7 @@ def test_the_sweeper_records_each_expiry_once(inventory, orders):
     assert leases_expire() == 1
     assert leases_expire() == 0
     event = Event.objects.get(type="lock.expired")
-    assert event.resource == "a,b"
+    assert (event.resource, event.before["resources"]) == ("", ["a", "b"])
     assert "agent:inventory-1" in event.audience
     assert Lease.objects.get(id=first["id"]).release_reason == "expired"
     assert {row.name: row.expired_count for row in LockResource.objects.all()} == {"a": 1, "b": 1, "c": 0}

@@ -56,7 +56,7 @@ def test_a_waiter_is_woken_by_the_release(inventory, orders, idempotent, no_rech
     thread = threading.Thread(target=lambda: run_threads(waiter, 1))
     thread.start()
     wait_until(lambda: LockWait.objects.filter(agent_id="orders-1", ended_at=None).exists())
-    queue = inventory.client.get("/api/v1/locks/?resource=pricing-table").json()["waiting"]
+    queue = orders.client.get("/api/v1/locks/?resource=pricing-table").json()["waiting"]  # its own wait
     assert [(w["agent"], w["blocked_by"]) for w in queue] == [("orders-1", [held["id"]])]
 
     released = release(inventory, held["id"])

@@ -61,7 +61,7 @@ def test_the_usual_bodies_need_no_serializer(monkeypatch):
     def no_serializer(*args):
         raise AssertionError("built a serializer")
 
-    monkeypatch.setattr(task_api, "_body", no_serializer)
+    monkeypatch.setattr(task_api, "validated", no_serializer)
     for body in CLAIM_BODIES[:4]:
         task_api._claim_body(SimpleNamespace(data=body))
     for body in COMPLETE_BODIES[:4]:

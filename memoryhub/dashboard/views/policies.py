@@ -56,7 +56,7 @@ def _check(form: AccessCheckForm, policies):
 @require_GET
 @staff_required
 def policy_summary(request):
-    policies = policy_set(fields=True, deference=True)
+    policies = policy_set()
     roles = _roles_in(policies)
     rows = {row.pattern: row for row in NamespacePolicy.objects.all()}
     namespaces = [

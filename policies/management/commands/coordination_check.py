@@ -29,7 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.failed = 0
-        policies = policy_set(fields=True, deference=True)
+        policies = policy_set()
         self.check_default_deny(policies)
         self.check_resources_have_writers(policies)
         self.check_lost_update_risk(policies)

@@ -12,9 +12,9 @@ from django.core.management.base import BaseCommand
 from memoryhub.actors import SYSTEM, Actor
 from memoryhub.agents.models import Agent
 from memoryhub.agents.services import agent_create, token_rotate
-from memoryhub.events.services import idempotency_scope
 from memoryhub.memories.models import Memory
 from memoryhub.memories.services import memory_put
+from policies.selectors import caller_for
 from policies.services import policies_apply
 
 DEMO_AGENTS = [
@@ -75,5 +75,5 @@ class Command(BaseCommand):
         ]
         for actor, namespace, key, content in seed:
             # Written the way agents should write: with an idempotency key (coordination_check looks).
-            with idempotency_scope(f"setup-demo:{namespace}/{key}"):
-                memory_put(actor=actor, namespace=namespace, key=key, content=content, reason="demo data")
+            caller = caller_for(actor).with_idempotency_key(f"setup-demo:{namespace}/{key}")
+            memory_put(actor=caller, namespace=namespace, key=key, content=content, reason="demo data")
