@@ -83,6 +83,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "memoryhub.api.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -139,8 +140,14 @@ if IS_POSTGRES and env_bool("DATABASE_POOL", True):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 2),
         "max_size": env_int("DATABASE_POOL_MAX", 20),
-        "timeout": 30,
+        # How long a request waits for a pooled connection (also while PostgreSQL is down): past it
+        # the request is answered 503 `unavailable` with Retry-After, not held for 30 s.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 3),
     }
+if IS_POSTGRES:
+    # A new connection to an unreachable host gives up after this many seconds (libpq's default
+    # waits for the operating system's TCP timeout).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 3)
 if IS_POSTGRES and env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # Parameters bound by the server, and a statement run twice on a connection prepared there: the
     # hub's hot statements are few and repeated, and planning them anew each time cost more than
@@ -219,7 +226,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PERMISSION_CLASSES": ["memoryhub.api.permissions.IsHubCaller"],
     "DEFAULT_THROTTLE_CLASSES": ["memoryhub.api.throttling.CallerRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["memoryhub.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "memoryhub.api.schema.HubAutoSchema",
     "EXCEPTION_HANDLER": "memoryhub.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -235,10 +242,16 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
 }
 
 # --- memoryhub ------------------------------------------------------------------------------------
 MEMORYHUB_MAX_CONTENT_BYTES = env_int("MEMORYHUB_MAX_CONTENT_BYTES", 256 * 1024)
+# The largest request body (Django's setting; 2.5 MiB by default): a bigger one is 413 `too_large`.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEMORYHUB_MAX_BODY_BYTES", 5 * 2**19)
+# JSON (bodies, content) nested deeper than this is refused: deeper would exhaust Python's recursion
+# in the merge patch and the encoder (a 500) long before anyone means it.
+MEMORYHUB_MAX_JSON_DEPTH = env_int("MEMORYHUB_MAX_JSON_DEPTH", 100)
 MEMORYHUB_IDEMPOTENCY_TTL_SECONDS = env_int("MEMORYHUB_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 # How long a lock request may wait (the API's ceiling is 30 s): a waiting request keeps its sync worker.
 MEMORYHUB_MAX_LOCK_WAIT_SECONDS = min(env_int("MEMORYHUB_MAX_LOCK_WAIT_SECONDS", 30), 30)
