@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "memoryhub.requestlog.RequestLogMiddleware",  # outermost: times and logs every answer, refusals too
     "django.middleware.security.SecurityMiddleware",
     "memoryhub.api.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -267,8 +268,20 @@ MEMORYHUB_WS_CATCHUP_SECONDS = float(env_str("MEMORYHUB_WS_CATCHUP_SECONDS", "2"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"bare": {"format": "%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "requests": {"class": "logging.StreamHandler", "formatter": "bare"},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-    # Refusals (401, 412, 409...) are the API working as designed, not something to log per request.
-    "loggers": {"django.request": {"level": env_str("DJANGO_REQUEST_LOG_LEVEL", "ERROR")}},
+    "loggers": {
+        # Refusals (401, 412, 409...) are the API working as designed, not something to log per request:
+        # memoryhub.request below has one JSON line for every request instead.
+        "django.request": {"level": env_str("DJANGO_REQUEST_LOG_LEVEL", "ERROR")},
+        "memoryhub.request": {
+            "handlers": ["requests"],
+            "level": "INFO" if env_bool("MEMORYHUB_REQUEST_LOG", True) else "WARNING",
+            "propagate": False,
+        },
+    },
 }
