@@ -824,3 +824,17 @@ def hold_lift(*, actor: Actor, hold_id: int, reason: str = "") -> tuple[Hold, in
             reason=reason,
         )
     return hold, event.seq
+
+
+# A live waiter makes its last attempt at its deadline and closes its row then; one still open this
+# long after its deadline belongs to a request that died with its server process (kill -9, OOM).
+ABANDONED_WAIT_GRACE = timedelta(seconds=5)
+
+
+def lock_waits_close_abandoned(*, now: datetime | None = None) -> int:
+    """The sweeper: close the waits of requests that died, so `GET locks/` and the dashboard's
+    contention charts do not count them as waiting forever. A wait changes no lock: no event."""
+    now = now or timezone.now()
+    return LockWait.objects.filter(ended_at=None, deadline__lt=now - ABANDONED_WAIT_GRACE).update(
+        ended_at=now, outcome="abandoned"
+    )
