@@ -116,7 +116,9 @@ def _require_agent(actor: Actor, doing: str) -> None:
 
 
 def _not_yours(task: Task, actor: Actor) -> AlreadyClaimed:
-    if task.status == TaskStatus.CLAIMED:
+    if task.status == TaskStatus.CLAIMED and task.claimed_by_id == actor.id:
+        message = f"your claim on task {task.id} lapsed; claim it again"
+    elif task.status == TaskStatus.CLAIMED:
         message = f"task {task.id} is claimed by {task.claimed_by_id}"
     elif task.status == TaskStatus.QUEUED:
         message = f"task {task.id} is back in the queue (your claim lapsed or was freed); claim it again"
@@ -329,8 +331,11 @@ def task_heartbeat(*, actor: Actor, task_id: int, ttl_seconds: int | None = None
     ttl = _check_ttl(ttl_seconds if ttl_seconds is not None else DEFAULT_CLAIM_TTL_SECONDS)
     task = _one(
         "UPDATE tasks_task SET claim_expires_at = %s, updated_at = %s"
-        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s RETURNING {_TASK_COLUMNS}",
-        [now + timedelta(seconds=ttl), now, task_id, actor.id],
+        # A lapsed claim stays `claimed` until the sweeper (or a claimer) requeues it: its holder,
+        # back from a stall, must not revive it (another agent may be about to take it).
+        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s AND claim_expires_at > %s"
+        f" RETURNING {_TASK_COLUMNS}",
+        [now + timedelta(seconds=ttl), now, task_id, actor.id, now],
     )
     if task is None:
         raise _not_yours(_visible_task(actor, task_id), actor)
@@ -350,7 +355,9 @@ def _complete_claim(*, actor: Actor, task_id: int, result: Any, now: datetime) -
     complete = (
         "UPDATE tasks_task SET status = 'completed', result = %s, error = '', completed_at = %s,"
         " completed_by = %s, claim_expires_at = NULL, updated_at = %s"
-        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s RETURNING {_TASK_COLUMNS}"
+        # Only a live claim completes: a lapsed one may already be someone else's work.
+        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s AND claim_expires_at > %s"
+        f" RETURNING {_TASK_COLUMNS}"
     )
     params = [
         Task._meta.get_field("result").get_db_prep_save(result, connection),
@@ -359,6 +366,7 @@ def _complete_claim(*, actor: Actor, task_id: int, result: Any, now: datetime) -
         now,
         task_id,
         actor.id,
+        now,
     ]
     namespace = f"task:{int(task_id)}"  # digits after the prefix: nothing to escape for LIKE
     expire = (
@@ -412,10 +420,11 @@ def task_fail(*, actor: Actor, task_id: int, error: str = "", retry: bool = Fals
     _require_agent(actor, "fail tasks")
     with transaction.atomic():
         task = _visible_task(actor, task_id, for_update=True)
-        if task.status != TaskStatus.CLAIMED or task.claimed_by_id != actor.id:
+        now = timezone.now()
+        lapsed = task.claim_expires_at is not None and task.claim_expires_at <= now
+        if task.status != TaskStatus.CLAIMED or task.claimed_by_id != actor.id or lapsed:
             raise _not_yours(task, actor)
         before = _state(task)
-        now = timezone.now()
         if retry and task.attempts < task.max_attempts:
             task.status = TaskStatus.QUEUED
         elif retry:
