@@ -153,6 +153,30 @@ class Hub:
         [(count, low, high)] = self.query("SELECT count(*), min(seq), max(seq) FROM events_event")
         assert (count, low) == (high, 1), f"{count} events with seqs {low}..{high}: a gap"
 
+    def assert_counters_exact(self, namespace: str, *, acked: dict[str, list[int]], failed: dict[str, int]) -> None:
+        """Counters `{"n": ...}` incremented with `update()`: `acked[key]` the versions the client was
+        told it wrote, `failed[key]` the calls that raised (their answer lost or refused)."""
+        for key, versions in acked.items():
+            [(content, version)] = self.query(
+                "SELECT content, version FROM memories_memory WHERE namespace = %s AND key = %s", (namespace, key)
+            )
+            logged = [
+                row[0]
+                for row in self.query(
+                    "SELECT version FROM events_event WHERE resource = %s"
+                    " AND type IN ('memory.created', 'memory.updated') ORDER BY seq",
+                    (f"{namespace}/{key}",),
+                )
+            ]
+            # The state and the log agree: versions 1..N, each once, in order, and n counts the updates.
+            assert logged == list(range(1, version + 1)), f"{key}: the log has versions {logged}"
+            assert content["n"] == version - 1
+            # Every acknowledged increment is one of them, and none was acknowledged twice.
+            assert len(set(versions)) == len(versions), f"{key}: a version acknowledged twice"
+            assert set(versions) <= set(logged)
+            # Increments nobody was told about can only come from calls that failed (answer lost).
+            assert len(versions) <= content["n"] <= len(versions) + failed[key]
+
 
 _databases = iter(range(1, 1000))
 
