@@ -6,9 +6,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from memoryhub.api.params import int_param
 from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
-from memoryhub.events.api import int_param
 
 from . import services
 from .selectors import (

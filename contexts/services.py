@@ -34,7 +34,7 @@ from .selectors import aware, entry_for, entry_namespace, entry_to_dict, receipt
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 MAX_BULK_ACK = 1000
-CONTEXT_TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+CONTEXT_TYPE_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,100}\Z")  # \Z: `$` lets a final newline through
 
 
 def _resource(entry: ContextEntry) -> str:

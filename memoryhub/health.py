@@ -1,12 +1,30 @@
-"""/healthz (the process answers) and /readyz (database, channel layer and broker reachable)."""
+"""/healthz (the process answers) and /readyz (database, channel layer and broker reachable).
+
+Each readiness check runs in its own thread with a deadline of CHECK_TIMEOUT_SECONDS, all at once, so
+the probe answers within that bound whatever hangs (a paused Redis accepts connections and never
+replies; with redis-py's defaults a check would wait for as long as the pause). A check still stuck
+from an earlier probe is waited on again rather than started twice, so a long outage does not pile
+up threads. A failed dependency is a 503 that names it.
+"""
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+_executor = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
+_running: dict[str, Future] = {}
+_running_lock = threading.Lock()
 
 
 def healthz(request):
@@ -14,37 +32,71 @@ def healthz(request):
 
 
 def _check_database() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # this thread's connection (or its pool slot) is not kept between probes
     return "ok"
 
 
+def _ping(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(
+        url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
 def _check_channel_layer() -> str:
-    layer = get_channel_layer()
-    async_to_sync(layer.send)("memoryhub.readyz", {"type": "readyz"})
+    config: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
+    if str(config.get("BACKEND", "")).endswith("InMemoryChannelLayer"):
+        return "ok (in-process)"
+    for host in config.get("CONFIG", {}).get("hosts", []):
+        _ping(host["address"] if isinstance(host, dict) else host)
     return "ok"
 
 
 def _check_broker() -> str:
     if settings.CELERY_BROKER_URL.startswith("memory://"):
         return "ok (in-process)"
-    import redis
-
-    redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2).ping()
+    _ping(settings.CELERY_BROKER_URL)
     return "ok"
 
 
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": _check_database,
+    "channel_layer": _check_channel_layer,
+    "broker": _check_broker,
+}
+
+
+def _start(name: str, check: Callable[[], str]) -> Future:
+    with _running_lock:
+        future = _running.get(name)
+        if future is None or future.done():
+            future = _running[name] = _executor.submit(check)
+        return future
+
+
 def readyz(request):
+    futures = {name: _start(name, check) for name, check in CHECKS.items()}
+    deadline = time.monotonic() + CHECK_TIMEOUT_SECONDS
     checks: dict[str, str] = {}
-    ready = True
-    for name, check in (
-        ("database", _check_database),
-        ("channel_layer", _check_channel_layer),
-        ("broker", _check_broker),
-    ):
+    failed: list[str] = []
+    for name, future in futures.items():
         try:
-            checks[name] = check()
+            checks[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            checks[name] = f"error: no answer within {CHECK_TIMEOUT_SECONDS:g} s"
+            failed.append(name)
         except Exception as exc:  # a readiness probe reports, it does not crash
             checks[name] = f"error: {exc.__class__.__name__}: {exc}"
-            ready = False
-    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+            failed.append(name)
+    if failed:
+        return JsonResponse({"status": "not ready", "failed": failed, "checks": checks}, status=503)
+    return JsonResponse({"status": "ready", "checks": checks})

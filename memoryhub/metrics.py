@@ -1,14 +1,20 @@
 """GET /metrics: Prometheus gauges read from the database at scrape time, so every server process
-reports the same truth (no per-process counters to add up)."""
+reports the same truth, and this process's own counters (requests, websockets, publishes).
+
+The process counters are per process. Behind gunicorn's workers a scrape reaches one of them: set
+PROMETHEUS_MULTIPROC_DIR to an empty directory shared by the workers (prometheus-client's multiprocess
+mode) and every scrape adds up all of them.
+"""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from django.db.models import Count, Sum
 from django.http import HttpResponse
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 RECENT = timedelta(minutes=5)
@@ -73,6 +79,52 @@ class HubCollector:
 registry = CollectorRegistry()
 registry.register(HubCollector())
 
+# --- this process's counters ----------------------------------------------------------------------
+process_registry = CollectorRegistry()
+request_duration = Histogram(
+    "memoryhub_request_duration_seconds",
+    "HTTP requests by route (the URL pattern), method and status",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=process_registry,
+)
+websocket_connections = Gauge(
+    "memoryhub_websocket_connections",
+    "Websockets connected to the event stream",
+    multiprocess_mode="livesum",
+    registry=process_registry,
+)
+websocket_subscribe_failures = Counter(
+    "memoryhub_websocket_subscribe_failures",
+    "Failed attempts of a websocket to join the channel layer (Redis down); it is served from the log meanwhile",
+    registry=process_registry,
+)
+catch_up_reads = Counter(
+    "memoryhub_websocket_catch_up_reads",
+    "Reads of the event log by websockets (replay, gap fills, idle re-reads)",
+    registry=process_registry,
+)
+publish_failures = Counter(
+    "memoryhub_publish_failures",
+    "Events whose publish to the channel layer failed (sockets read them from the log)",
+    registry=process_registry,
+)
+idempotency_replays = Counter(
+    "memoryhub_idempotency_replays",
+    "Writes answered with the stored response of an earlier request with the same Idempotency-Key",
+    registry=process_registry,
+)
+
+
+def _process_metrics() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return generate_latest(merged)
+    return generate_latest(process_registry)
+
 
 def metrics(request):
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(registry) + _process_metrics(), content_type=CONTENT_TYPE_LATEST)

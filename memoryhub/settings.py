@@ -82,7 +82,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "memoryhub.requestlog.RequestLogMiddleware",  # outermost: times and logs every answer, refusals too
     "django.middleware.security.SecurityMiddleware",
+    "memoryhub.api.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -90,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
 
 # Benchmarks serve extra "floor" endpoints through their own URLconf (tests/bench/urls.py).
@@ -139,8 +142,14 @@ if IS_POSTGRES and env_bool("DATABASE_POOL", True):
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DATABASE_POOL_MIN", 2),
         "max_size": env_int("DATABASE_POOL_MAX", 20),
-        "timeout": 30,
+        # How long a request waits for a pooled connection (also while PostgreSQL is down): past it
+        # the request is answered 503 `unavailable` with Retry-After, not held for 30 s.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 3),
     }
+if IS_POSTGRES:
+    # A new connection to an unreachable host gives up after this many seconds (libpq's default
+    # waits for the operating system's TCP timeout).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 3)
 if IS_POSTGRES and env_bool("DATABASE_PREPARED_STATEMENTS", True):
     # Parameters bound by the server, and a statement run twice on a connection prepared there: the
     # hub's hot statements are few and repeated, and planning them anew each time cost more than
@@ -197,6 +206,34 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# --- HTTPS and security headers (production: see the README; `manage.py check --deploy` is clean
+# with DJANGO_SECURE_COOKIES, DJANGO_SECURE_SSL_REDIRECT and DJANGO_SECURE_HSTS_SECONDS set) --------
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Probes and scrapes come over plain HTTP from inside the network: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Set on every response by SecurityMiddleware / XFrameOptionsMiddleware / the CSP middleware: nosniff,
+# Referrer-Policy same-origin, Cross-Origin-Opener-Policy same-origin, X-Frame-Options DENY, and a
+# policy allowing only the hub's own scripts, styles, images and sockets (the dashboard has no inline
+# script; its few inline style attributes need 'unsafe-inline' for styles).
+X_FRAME_OPTIONS = "DENY"
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'", "ws:", "wss:"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+    "base-uri": ["'self'"],
+    "object-src": ["'none'"],
+}
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -220,7 +257,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PERMISSION_CLASSES": ["memoryhub.api.permissions.IsHubCaller"],
     "DEFAULT_THROTTLE_CLASSES": ["memoryhub.api.throttling.CallerRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["memoryhub.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "memoryhub.api.schema.HubAutoSchema",
     "EXCEPTION_HANDLER": "memoryhub.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -236,10 +273,16 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
 }
 
 # --- memoryhub ------------------------------------------------------------------------------------
 MEMORYHUB_MAX_CONTENT_BYTES = env_int("MEMORYHUB_MAX_CONTENT_BYTES", 256 * 1024)
+# The largest request body (Django's setting; 2.5 MiB by default): a bigger one is 413 `too_large`.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEMORYHUB_MAX_BODY_BYTES", 5 * 2**19)
+# JSON (bodies, content) nested deeper than this is refused: deeper would exhaust Python's recursion
+# in the merge patch and the encoder (a 500) long before anyone means it.
+MEMORYHUB_MAX_JSON_DEPTH = env_int("MEMORYHUB_MAX_JSON_DEPTH", 100)
 MEMORYHUB_IDEMPOTENCY_TTL_SECONDS = env_int("MEMORYHUB_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 # How long a lock request may wait (the API's ceiling is 30 s): a waiting request keeps its sync worker.
 MEMORYHUB_MAX_LOCK_WAIT_SECONDS = min(env_int("MEMORYHUB_MAX_LOCK_WAIT_SECONDS", 30), 30)
@@ -255,8 +298,20 @@ MEMORYHUB_WS_CATCHUP_SECONDS = float(env_str("MEMORYHUB_WS_CATCHUP_SECONDS", "2"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"bare": {"format": "%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "requests": {"class": "logging.StreamHandler", "formatter": "bare"},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-    # Refusals (401, 412, 409...) are the API working as designed, not something to log per request.
-    "loggers": {"django.request": {"level": env_str("DJANGO_REQUEST_LOG_LEVEL", "ERROR")}},
+    "loggers": {
+        # Refusals (401, 412, 409...) are the API working as designed, not something to log per request:
+        # memoryhub.request below has one JSON line for every request instead.
+        "django.request": {"level": env_str("DJANGO_REQUEST_LOG_LEVEL", "ERROR")},
+        "memoryhub.request": {
+            "handlers": ["requests"],
+            "level": "INFO" if env_bool("MEMORYHUB_REQUEST_LOG", True) else "WARNING",
+            "propagate": False,
+        },
+    },
 }

@@ -25,7 +25,7 @@ LAST_SWEEP_KEY = "memoryhub:last_sweep"
 def sweep() -> dict[str, int]:
     """One pass of every sweeper; returns how much each did."""
     from contexts.services import contexts_expire
-    from memoryhub.locks.services import leases_expire, lock_alerts_raise
+    from memoryhub.locks.services import leases_expire, lock_alerts_raise, lock_waits_close_abandoned
     from memoryhub.memories.services import episodic_prune, memories_expire
     from memoryhub.tasks.services import claims_requeue_expired
 
@@ -38,6 +38,7 @@ def sweep() -> dict[str, int]:
         ("leases_expired", lambda: leases_expire(now=now)),
         ("claims_requeued", lambda: claims_requeue_expired(now=now)),
         ("alerts_raised", lambda: lock_alerts_raise(now=now)),
+        ("lock_waits_abandoned", lambda: lock_waits_close_abandoned(now=now)),
     ):
         try:
             done[name] = job()

@@ -94,7 +94,7 @@ class Deference:
 
 @lru_cache(maxsize=4096)
 def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + "(.*)".join(re.escape(part) for part in pattern.split("*")) + "$", re.DOTALL)
+    return re.compile("^" + "(.*)".join(re.escape(part) for part in pattern.split("*")) + r"\Z", re.DOTALL)
 
 
 def glob_match(pattern: str, name: str) -> re.Match[str] | None:

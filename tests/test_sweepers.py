@@ -43,6 +43,7 @@ def test_one_sweep_records_every_lapse_once(policies, make_agent):
         "leases_expired": 1,
         "claims_requeued": 1,
         "alerts_raised": 0,
+        "lock_waits_abandoned": 0,
     }
     for event_type in ("memory.expired", "context.expired", "lock.expired", "task.requeued"):
         assert Event.objects.filter(type=event_type).count() == 1, event_type
@@ -67,3 +68,31 @@ def test_a_lease_held_past_twice_its_ttl_raises_one_alert(policies, make_agent):
     assert alerts.count() == 1
     assert "pricing-table" in alerts.get().resource
     assert alerts.get().after["lease_id"] == grant.lease.id
+
+
+def test_a_wait_left_open_by_a_dead_request_is_closed_as_abandoned(policies, make_agent):
+    """A waiter closes its row at its deadline; a row still open well past it belongs to a request
+    whose server process died (the fault test kills one): the sweep closes it, and only it."""
+    from memoryhub.locks.acquire import ABANDONED_WAIT_GRACE
+    from memoryhub.locks.models import LockWait
+
+    agent = make_agent("worker-1", "worker")
+    now = timezone.now()
+
+    def wait(deadline):
+        return LockWait.objects.create(
+            agent=agent.agent,
+            mode="exclusive",
+            resources=["r"],
+            started_at=now - timedelta(minutes=1),
+            expected_until=now,
+            deadline=deadline,
+        )
+
+    dead = wait(now - ABANDONED_WAIT_GRACE - timedelta(seconds=1))
+    finishing = wait(now - timedelta(seconds=1))  # past its deadline, but its last attempt may be running
+    waiting = wait(now + timedelta(seconds=10))
+    assert sweep.apply().get()["lock_waits_abandoned"] == 1
+    dead.refresh_from_db()
+    assert dead.ended_at is not None and dead.outcome == "abandoned"
+    assert LockWait.objects.filter(id__in=[finishing.id, waiting.id], ended_at=None).count() == 2

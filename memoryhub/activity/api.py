@@ -3,9 +3,9 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from memoryhub.api.params import int_param
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid
-from memoryhub.events.api import int_param
 
 from .selectors import MAX_WINDOW_SECONDS, activity_for
 

@@ -5,8 +5,9 @@ import hashlib
 from django.core.validators import RegexValidator
 from django.db import models
 
-AGENT_ID_RE = r"^[a-z0-9][a-z0-9._-]{0,99}$"
-ROLE_RE = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+# \Z, not $: `$` also matches before a final newline ("p1\n" would twin "p1").
+AGENT_ID_RE = r"\A[a-z0-9][a-z0-9._-]{0,99}\Z"
+ROLE_RE = r"\A[a-z0-9][a-z0-9._-]{0,99}\Z"
 
 
 class AgentStatus(models.TextChoices):

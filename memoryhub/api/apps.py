@@ -6,4 +6,9 @@ class ApiConfig(AppConfig):
     label = "api"
 
     def ready(self):
+        from django.urls import register_converter
+
         from . import schema  # noqa: F401  (registers the bearer-token OpenAPI extension)
+        from .params import IdConverter
+
+        register_converter(IdConverter, "id")  # before any URLconf is loaded

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from memoryhub.errors import Invalid
 
+from .params import BIGINT_MAX, INT_MAX, parse_int
+
 
 def parse_version_header(value: str | None, name: str) -> int | None:
     """`"3"`, `W/"3"` or `3` -> 3; absent -> None."""
@@ -13,17 +15,16 @@ def parse_version_header(value: str | None, name: str) -> int | None:
     if raw.startswith("W/"):
         raw = raw[2:]
     raw = raw.strip('"')
-    if not raw.isdigit():
+    try:
+        return parse_int(raw, name=name, high=INT_MAX)
+    except Invalid:
         raise Invalid(f'{name} must be a version in quotes, like "3"', **{name: ["not a version"]})
-    return int(raw)
 
 
 def parse_fencing_token(value: str | None) -> int | None:
     if value is None or value.strip() == "":
         return None
-    if not value.strip().isdigit():
-        raise Invalid("X-Fencing-Token must be an integer", **{"X-Fencing-Token": ["not an integer"]})
-    return int(value.strip())
+    return parse_int(value.strip(), name="X-Fencing-Token", high=BIGINT_MAX)
 
 
 def parse_if_none_match(value: str | None) -> bool:

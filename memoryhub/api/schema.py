@@ -24,3 +24,11 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "An agent's API token."}
+
+
+class HumanSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "memoryhub.agents.authentication.HumanSessionAuthentication"
+    name = "humanSession"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid", "description": "A staff user's session."}

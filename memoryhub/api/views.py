@@ -77,6 +77,8 @@ class HubView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if request.method not in SAFE_METHODS:
+            request.data  # noqa: B018  # parse the body (a 400 for what cannot be stored) even where unused
         if self._idempotency_key:
             self._claim_idempotency_key(request)
 

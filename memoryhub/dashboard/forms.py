@@ -3,12 +3,12 @@ becomes the `reason` of the event the service appends."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from django import forms
 from django.utils.dateparse import parse_datetime
 
+from memoryhub.api.parsers import loads as strict_json_loads
 from memoryhub.errors import Invalid
 from memoryhub.memories.content import check_names
 from memoryhub.memories.models import MemoryKind
@@ -43,9 +43,11 @@ class MemoryEditForm(forms.Form):
     def clean_content(self):
         raw = self.cleaned_data["content"]
         try:
-            value = json.loads(raw)
+            value = strict_json_loads(raw)  # the API's rules: no NUL, no NaN, bounded depth
         except ValueError as error:
             raise forms.ValidationError(f"Not valid JSON: {error}")
+        except Invalid as error:
+            raise forms.ValidationError(error.message)
         if not isinstance(value, dict):
             raise forms.ValidationError("The content must be a JSON object ({...}).")
         return value

@@ -3,23 +3,10 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from memoryhub.api.params import int_param
 from memoryhub.api.views import HubView
-from memoryhub.errors import Invalid
 
 from .selectors import events_visible, last_seq
-
-
-def int_param(params, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be an integer", **{name: ["not an integer"]})
-    if value < low or (high is not None and value > high):
-        raise Invalid(f"{name} must be between {low} and {high}", **{name: ["out of range"]})
-    return value
 
 
 class EventListView(HubView):

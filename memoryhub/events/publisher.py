@@ -17,6 +17,9 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from memoryhub import metrics
+from memoryhub.requestlog import note_written
+
 from .serializers import event_to_dict
 
 log = logging.getLogger(__name__)
@@ -96,10 +99,12 @@ async def _send_all(layer, messages: list[dict[str, Any]]) -> None:
         try:
             await layer.group_send(GROUP, message)
         except Exception:  # the log still has it; consumers catch up from the database
+            metrics.publish_failures.inc()
             log.warning("could not publish event %s", message["seq"], exc_info=True)
 
 
 def publish_events(events: Sequence) -> None:
+    note_written(events)  # the request's log line names the seqs it wrote
     layer = get_channel_layer()
     if layer is None or not events:
         return
@@ -111,4 +116,5 @@ def publish_events(events: Sequence) -> None:
         else:
             _background_publisher().put(layer, messages)
     except Exception:
+        metrics.publish_failures.inc(len(messages))
         log.warning("could not publish %d events", len(messages), exc_info=True)

@@ -355,3 +355,17 @@ def lock_acquire(
     if request.wait_seconds and connection.in_atomic_block:
         raise RuntimeError("waiting for a lock needs autocommit: other writers must be able to release it")
     return lock_wait(request, lambda final: lock_attempt(request, final=final))
+
+
+# A live waiter makes its last attempt at its deadline and closes its row then; one still open this
+# long after its deadline belongs to a request that died with its server process (kill -9, OOM).
+ABANDONED_WAIT_GRACE = timedelta(seconds=5)
+
+
+def lock_waits_close_abandoned(*, now: datetime | None = None) -> int:
+    """The sweeper: close the waits of requests that died, so `GET locks/` and the dashboard's
+    contention charts do not count them as waiting forever. A wait changes no lock: no event."""
+    now = now or timezone.now()
+    return LockWait.objects.filter(ended_at=None, deadline__lt=now - ABANDONED_WAIT_GRACE).update(
+        ended_at=now, outcome="abandoned"
+    )

@@ -109,7 +109,7 @@ class LockWait(models.Model):
     expected_until = models.DateTimeField(help_text="When the blocking leases were due to expire.")
     deadline = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=10, blank=True)  # granted | timeout | refused
+    outcome = models.CharField(max_length=10, blank=True)  # granted | timeout | refused | abandoned
     lease = models.ForeignKey(Lease, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     alerted_at = models.DateTimeField(null=True, blank=True)
 

@@ -10,7 +10,7 @@ from memoryhub.memories.content import NAMESPACE_RE
 
 # Letters, digits and `_ . : @ / -`: a namespace, `<namespace>/<key>`, `memory:<namespace>/<key>` or
 # any such name. No commas or spaces, so a set of names joined with "," stays unambiguous in events.
-RESOURCE_RE = re.compile(r"^[A-Za-z0-9_.:@/-]{1,600}$")
+RESOURCE_RE = re.compile(r"\A[A-Za-z0-9_.:@/-]{1,600}\Z")  # \Z: `$` lets a final newline through
 
 
 def check_resource(resource: Any, field_name: str = "resource") -> str:

@@ -1,7 +1,16 @@
 """The lock services other apps and the adapters call, gathered from the modules of this package (see
 its docstring for what each holds, and the lock order)."""
 
-from .acquire import LOCK_FIELDS, LockGrant, LockRequest, lock_acquire, lock_attempt, lock_request, lock_wait
+from .acquire import (
+    LOCK_FIELDS,
+    LockGrant,
+    LockRequest,
+    lock_acquire,
+    lock_attempt,
+    lock_request,
+    lock_wait,
+    lock_waits_close_abandoned,
+)
 from .alerts import lock_alerts_raise
 from .holds import hold_covering, hold_lift, hold_place
 from .models import MAX_RESOURCES, MAX_TTL_SECONDS
@@ -27,4 +36,5 @@ __all__ = [
     "lock_release",
     "lock_request",
     "lock_wait",
+    "lock_waits_close_abandoned",
 ]

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from memoryhub.api.headers import parse_fencing_token, parse_if_none_match, parse_version_header
+from memoryhub.api.params import BIGINT_MAX, INT_MAX, int_param, parse_int, time_param
 from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
-from memoryhub.errors import Invalid
 
 from . import services
 from .models import MemoryKind
@@ -91,11 +90,9 @@ class MemoryListView(HubView):
     )
     def get(self, request):
         params = request.query_params
-        try:
-            limit = min(max(int(params.get("limit", 100)), 1), 500)
-            offset = max(int(params.get("offset", 0)), 0)
-        except ValueError:
-            raise Invalid("limit and offset must be integers")
+        # Out-of-range values are clamped (as before), but only ASCII digits are integers.
+        limit = min(max(int_param(params, "limit", 100, low=-BIGINT_MAX), 1), 500)
+        offset = max(int_param(params, "offset", 0, low=-BIGINT_MAX), 0)
         results = memories_list(
             actor=self.actor,
             namespace=params.get("namespace") or None,
@@ -119,19 +116,12 @@ class MemoryDetailView(HubView):
     def get(self, request, namespace, key):
         version = request.query_params.get("version")
         as_of = request.query_params.get("as_of")
-        if version is not None and not version.isdigit():
-            raise Invalid("version must be a positive integer", version=["not an integer"])
-        as_of_time = None
-        if as_of:
-            as_of_time = parse_datetime(as_of)
-            if as_of_time is None or as_of_time.tzinfo is None:
-                raise Invalid("as_of must be an ISO 8601 time with a timezone", as_of=["not a time"])
         memory = memory_get(
             actor=self.actor,
             namespace=namespace,
             key=key,
-            version=int(version) if version is not None else None,
-            as_of=as_of_time,
+            version=parse_int(version, name="version", high=INT_MAX) if version is not None else None,
+            as_of=time_param(request.query_params, "as_of"),
         )
         etag = f'"{memory["version"]}"'
         if version is None and as_of is None and request.headers.get("If-None-Match") == etag:

@@ -8,8 +8,9 @@ from typing import Any
 
 from memoryhub.errors import Invalid
 
-NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.@-]+(:[A-Za-z0-9_.@-]+)*$")
-KEY_RE = re.compile(r"^[A-Za-z0-9_.:@-]+$")
+# \Z, not $: `$` also matches before a final newline, which would let "ns:a\n" twin "ns:a".
+NAMESPACE_RE = re.compile(r"\A[A-Za-z0-9_.@-]+(:[A-Za-z0-9_.@-]+)*\Z")
+KEY_RE = re.compile(r"\A[A-Za-z0-9_.:@-]+\Z")
 _MISSING = object()
 
 

@@ -9,22 +9,34 @@ last seq it has considered) and only ever moves it forward by one:
 - one at or below the cursor is a duplicate and dropped;
 - when nothing has arrived for a while it re-reads the log, so a lost publish still arrives.
 Replay from `since` works the same way, so there is no gap and no repeat between replay and live.
+
+The channel layer is not needed to connect: a socket is accepted and served from the log (the idle
+re-read) while Redis is down, and subscribes in the background once it is back (`_listen`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
+from memoryhub import metrics
 from memoryhub.actors import Actor
 from memoryhub.agents.authentication import agent_for_token
+from memoryhub.api.params import parse_int
+from memoryhub.api.parsers import UNSTORABLE
+from memoryhub.errors import Invalid
 from memoryhub.events.models import Event
 from memoryhub.events.publisher import GROUP, event_frame, event_meta
 from memoryhub.events.visibility import EventFilter
@@ -36,6 +48,12 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
 BATCH = 500
 GAP_GRACE_SECONDS = 0.05
+# How long one attempt to subscribe may take (Redis paused: forever), and the longest pause between
+# attempts while the layer is down.
+SUBSCRIBE_TIMEOUT_SECONDS = 1.0
+RESUBSCRIBE_MAX_DELAY_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 @database_sync_to_async
@@ -80,6 +98,18 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
     actor: Actor
     cursor: int
     namespaces: list[str]
+    channel_name = ""
+    closed = False
+
+    async def __call__(self, scope, receive, send):
+        # Channels subscribes a consumer's channel in the layer before anything else, so with Redis
+        # down every handshake failed. Here only the socket's own messages are awaited; the layer is
+        # joined by `_listen`, in the background, and again after each failure.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive], self.dispatch)
 
     async def connect(self) -> None:
         actor, refusal = await _authenticate(self.scope)
@@ -89,11 +119,15 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=refusal)
             return
         self.actor = actor
-        params = parse_qs(self.scope.get("query_string", b"").decode())
+        params = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
         self.namespaces = [g.strip() for g in ",".join(params.get("namespaces", [])).split(",") if g.strip()]
         self.filter = EventFilter(actor, await _load_policies())
         since_raw = (params.get("since") or [""])[0]
-        if since_raw and not since_raw.isdigit():
+        try:
+            since = parse_int(since_raw, name="since") if since_raw else None
+        except Invalid:
+            since = -1
+        if since == -1 or any(UNSTORABLE.search(glob) or "\ufffd" in glob for glob in self.namespaces):
             await self.accept()
             await self.close(code=CLOSE_BAD_REQUEST)
             return
@@ -104,25 +138,38 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.lock = asyncio.Lock()
         self.pending: dict[int, dict[str, Any]] = {}  # published events that arrived ahead of a gap
         self.gap_timer: asyncio.Task | None = None
-        self.closed = False
         self.last_activity = time.monotonic()
+        self.subscribed = asyncio.Event()
+        self.served = False  # set once the cursor is placed; a later subscription then catches up
         # Subscribe before reading the log: whatever commits after this point is either in the replay
-        # or arrives as a message (and is then dropped as a duplicate or fills from the log).
-        await self.channel_layer.group_add(GROUP, self.channel_name)
+        # or arrives as a message (and is then dropped as a duplicate or fills from the log). If the
+        # layer is down, connect anyway: the log is read every MEMORYHUB_WS_CATCHUP_SECONDS meanwhile.
+        self.listener = asyncio.create_task(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.subscribed.wait(), SUBSCRIBE_TIMEOUT_SECONDS)
         await self.accept()
-        self.cursor = int(since_raw) if since_raw else await _last_seq()
+        metrics.websocket_connections.inc()
+        self.counted = True
+        self.cursor = since if since is not None else await _last_seq()
         async with self.lock:
             await self._catch_up()
+            self.served = True
         self.ticker = asyncio.create_task(self._tick())
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
-        if hasattr(self, "ticker"):
-            self.ticker.cancel()
-        if (timer := getattr(self, "gap_timer", None)) is not None:
-            timer.cancel()
-        if hasattr(self, "lock"):
-            await self.channel_layer.group_discard(GROUP, self.channel_name)
+        if getattr(self, "counted", False):
+            metrics.websocket_connections.dec()
+            self.counted = False
+        for task in (getattr(self, "ticker", None), getattr(self, "gap_timer", None), getattr(self, "listener", None)):
+            if task is not None:
+                task.cancel()
+        if self.channel_name and self.channel_layer is not None:
+            # Bounded: with Redis paused, an unsubscribe would wait for as long as the pause.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.channel_layer.group_discard(GROUP, self.channel_name), SUBSCRIBE_TIMEOUT_SECONDS
+                )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # The stream is one-way; a client may send {"type": "ping"} to learn how far it has been sent.
@@ -154,6 +201,35 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 # A later seq came first (publishes from several processes can overtake each other):
                 # give the missing one a moment to arrive before reading the gap from the log.
                 self.gap_timer = asyncio.create_task(self._fill_gap_soon())
+
+    async def _listen(self) -> None:
+        """Join the layer's group and pass its messages on; after a failure (Redis down or paused),
+        try again with a growing pause, reading what was missed from the log once subscribed."""
+        delay = 0.2
+        while not self.closed and self.channel_layer is not None:
+            try:
+                if not self.channel_name:
+                    self.channel_name = await asyncio.wait_for(
+                        self.channel_layer.new_channel(), SUBSCRIBE_TIMEOUT_SECONDS
+                    )
+                await asyncio.wait_for(
+                    self.channel_layer.group_add(GROUP, self.channel_name), SUBSCRIBE_TIMEOUT_SECONDS
+                )
+                self.subscribed.set()
+                if self.served:
+                    async with self.lock:
+                        await self._catch_up()  # what committed while this socket was not subscribed
+                delay = 0.2
+                while not self.closed:
+                    await self.dispatch(await self.channel_layer.receive(self.channel_name))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.subscribed.clear()
+                metrics.websocket_subscribe_failures.inc()
+                log.warning("websocket could not subscribe to the channel layer: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESUBSCRIBE_MAX_DELAY_SECONDS)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -188,6 +264,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self) -> None:
         while not self.closed:
+            metrics.catch_up_reads.inc()
             batch = await _fetch_after(self.cursor)
             for event in batch:
                 await self._consider(event_meta(event), event_frame(event))

@@ -9,11 +9,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from memoryhub.api.params import int_param
 from memoryhub.api.permissions import IsHuman
 from memoryhub.api.serializers import AnyJSONField, StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid, NotFound
-from memoryhub.events.api import int_param
 
 from . import services
 from .models import TaskStatus

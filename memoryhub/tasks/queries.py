@@ -53,20 +53,25 @@ def claim_next(*, agent_id: str, role: str, kinds: list[str] | None, at: datetim
 
 
 def claim_extend(*, task_id: int, agent_id: str, until: datetime, now: datetime) -> Task | None:
-    """The claimer's heartbeat: its claim now runs until `until`; None if it is not its claim."""
+    """The claimer's heartbeat: its claim now runs until `until`; None if it is not its live claim.
+    A lapsed claim stays `claimed` until the sweeper (or a claimer) requeues it: its holder, back
+    from a stall, must not revive it (another agent may be about to take it)."""
     return _one(
         "UPDATE tasks_task SET claim_expires_at = %s, updated_at = %s"
-        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s RETURNING {_TASK_COLUMNS}",
-        [until, now, task_id, agent_id],
+        " WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s AND claim_expires_at > %s"
+        f" RETURNING {_TASK_COLUMNS}",
+        [until, now, task_id, agent_id, now],
     )
 
 
 def claim_complete(*, task_id: int, agent_id: str, completed_by: str, result: Any, now: datetime) -> Task | None:
-    """Complete the task if `agent_id` holds its claim; the row as written, or None."""
+    """Complete the task if `agent_id` holds its live claim (a lapsed one may already be someone
+    else's work); the row as written, or None."""
     return _one(
         "UPDATE tasks_task SET status = 'completed', result = %s, error = '', completed_at = %s,"
         " completed_by = %s, claim_expires_at = NULL, updated_at = %s"
-        f" WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s RETURNING {_TASK_COLUMNS}",
+        " WHERE id = %s AND status = 'claimed' AND claimed_by_id = %s AND claim_expires_at > %s"
+        f" RETURNING {_TASK_COLUMNS}",
         [
             Task._meta.get_field("result").get_db_prep_save(result, connection),
             now,
@@ -74,5 +79,6 @@ def claim_complete(*, task_id: int, agent_id: str, completed_by: str, result: An
             now,
             task_id,
             agent_id,
+            now,
         ],
     )

@@ -116,7 +116,9 @@ def _require_agent(actor: Actor, doing: str) -> None:
 
 
 def _not_yours(task: Task, actor: Actor) -> AlreadyClaimed:
-    if task.status == TaskStatus.CLAIMED:
+    if task.status == TaskStatus.CLAIMED and task.claimed_by_id == actor.id:
+        message = f"your claim on task {task.id} lapsed; claim it again"
+    elif task.status == TaskStatus.CLAIMED:
         message = f"task {task.id} is claimed by {task.claimed_by_id}"
     elif task.status == TaskStatus.QUEUED:
         message = f"task {task.id} is back in the queue (your claim lapsed or was freed); claim it again"
@@ -348,10 +350,11 @@ def task_fail(*, actor: Actor, task_id: int, error: str = "", retry: bool = Fals
     _require_agent(actor, "fail tasks")
     with transaction.atomic():
         task = _visible_task(actor, task_id, for_update=True)
-        if task.status != TaskStatus.CLAIMED or task.claimed_by_id != actor.id:
+        now = timezone.now()
+        lapsed = task.claim_expires_at is not None and task.claim_expires_at <= now
+        if task.status != TaskStatus.CLAIMED or task.claimed_by_id != actor.id or lapsed:
             raise _not_yours(task, actor)
         before = _state(task)
-        now = timezone.now()
         if retry and task.attempts < task.max_attempts:
             task.status = TaskStatus.QUEUED
         elif retry:

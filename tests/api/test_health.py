@@ -1,5 +1,8 @@
 import json
+import socket
+import time
 
+import pytest
 from django.test import Client
 
 
@@ -20,6 +23,7 @@ def test_readyz_reports_a_broken_dependency_with_503(db, settings):
     response = Client().get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"].startswith("error")
+    assert response.json()["failed"] == ["broker"]
 
 
 def test_metrics_are_prometheus_text_from_the_database(policies, make_agent):
@@ -31,3 +35,37 @@ def test_metrics_are_prometheus_text_from_the_database(policies, make_agent):
     assert 'memoryhub_agents{status="active"} 1.0' in text
     assert "memoryhub_memories_live 1.0" in text
     assert 'memoryhub_events_recent{type="memory.created"} 1.0' in text
+
+
+@pytest.fixture
+def silent_server():
+    """A port that accepts connections and never answers: what a paused (SIGSTOPped) Redis looks like."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        listener.close()
+
+
+def test_readyz_answers_within_3_seconds_naming_what_hangs(db, settings, silent_server):
+    settings.CELERY_BROKER_URL = silent_server
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": silent_server}]},
+        }
+    }
+    started = time.monotonic()
+    response = Client().get("/readyz")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["channel_layer", "broker"]
+    assert body["checks"]["database"] == "ok"
+    assert elapsed < 3, elapsed
+    # Probing again while the first checks are still stuck neither waits longer nor starts more of them.
+    started = time.monotonic()
+    assert Client().get("/readyz").status_code == 503
+    assert time.monotonic() - started < 3

@@ -269,15 +269,18 @@ def _warm_up(base: str, token: str, requests: int = 96, connections: int = 16) -
 
 
 @contextmanager
-def server(layout: str, config: BenchConfig, *, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start one server layout on a free port; yield its base URL; stop it (by its own pid)."""
-    with server_process(layout, config, extra_env=extra_env) as (base, _process):
+def server(
+    layout: str, config: BenchConfig, *, extra_env: dict[str, str] | None = None, tree: Path = ROOT
+) -> Iterator[str]:
+    """Start one server layout on a free port; yield its base URL; stop it (by its own pid). `tree` is
+    the source tree it runs (another checkout, to compare two versions of the code in one run)."""
+    with server_process(layout, config, extra_env=extra_env, tree=tree) as (base, _process):
         yield base
 
 
 @contextmanager
 def server_process(
-    layout: str, config: BenchConfig, *, extra_env: dict[str, str] | None = None
+    layout: str, config: BenchConfig, *, extra_env: dict[str, str] | None = None, tree: Path = ROOT
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """The same, yielding the process too (the profiler attaches to it)."""
     command, _ = LAYOUTS[layout]
@@ -290,7 +293,7 @@ def server_process(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", *command.split(), *_bind_args(layout, port)],
-            cwd=ROOT,
+            cwd=tree,  # `python -m` puts the working directory first on sys.path: this tree's code runs
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -124,3 +124,22 @@ def test_listing_and_reading_show_only_what_the_caller_may_see(docs, worker, hum
     error_of(outsider.client.get(f"/api/v1/tasks/{mine['id']}/"), 404, "not_found")
     error_of(complete(outsider, mine["id"]), 404, "not_found")
     error_of(worker.client.get("/api/v1/tasks/?status=bogus"), 400, "invalid")
+
+
+@pytest.mark.parametrize("action", ["heartbeat", "complete", "fail"])
+def test_a_lapsed_claim_cannot_be_revived_or_finished_by_its_old_holder(docs, worker, action):
+    """The zombie: its claim lapsed while it stalled, and the sweeper has not requeued it yet (the row
+    still says `claimed` by it). Coming back, it may not extend, complete or fail the task."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    create(docs)
+    task = claim(worker, ttl=30).json()
+    Task.objects.filter(id=task["id"]).update(claim_expires_at=timezone.now() - timedelta(seconds=1))
+    body = {"heartbeat": {"ttl_seconds": 60}, "complete": {"result": {"x": 1}}, "fail": {"error": "e"}}[action]
+    details = error_of(post(worker, f"tasks/{task['id']}/{action}/", body), 409, "already_claimed")
+    assert details["status"] == "claimed"
+    row = Task.objects.get(id=task["id"])
+    assert row.claim_expires_at < timezone.now() and row.status == "claimed" and row.result is None
+    assert not Event.objects.filter(type__in=["task.completed", "task.failed"]).exists()
