@@ -50,9 +50,6 @@ THREADS = env_int("MEMORYHUB_EMBEDDED_THREADS", 4)
 # Lock requests may wait (up to MEMORYHUB_MAX_LOCK_WAIT_SECONDS) holding their thread: they get threads
 # of their own, so agents waiting for a lock never take the threads everyone else is served by.
 WAIT_THREADS = env_int("MEMORYHUB_EMBEDDED_WAIT_THREADS", 32)
-_switch_ms = float(os.environ.get("MEMORYHUB_GIL_SWITCH_MS", "0") or 0)
-if _switch_ms > 0:
-    sys.setswitchinterval(_switch_ms / 1000)
 
 
 def wsgi_environ(scope: dict[str, Any], body) -> dict[str, Any]:

@@ -125,17 +125,29 @@ def _pg_agents(config: BenchConfig, count: int) -> list[dict[str, Any]]:
     return _create_role_agents(count, prefix="emb")
 
 
-def _case(name: str, base: str, agents: list[dict[str, Any]], size: int, config: BenchConfig):
-    return (
-        name,
-        lambda: run_load(
+def _case(name: str, base: str, agents: list[dict[str, Any]], size: int, config: BenchConfig, rounds: dict):
+    """A case for run_rounds that also keeps every round's result (for the spread)."""
+
+    def run_once() -> LoadResult:
+        result = run_load(
             scenario="tests.bench.bench_embedded:client_inbox_cycle",
             agents=agents[:size],
             hosts=[base],
             config=config,
             params={"size": size},
-        ),
-    )
+        )
+        rounds.setdefault(name, []).append(result)
+        return result
+
+    return name, run_once
+
+
+def _spread(results: list[LoadResult]) -> dict[str, Any]:
+    worst_p99 = [max(r.op(op).p99 for op in ("send", "fetch", "ack")) for r in results]
+    return {
+        "cycles_per_s": [round(r.cycle_rate, 1) for r in results],
+        "worst_p99_ms": [round(p, 1) for p in worst_p99],
+    }
 
 
 def run(config: BenchConfig) -> list[Row]:
@@ -158,10 +170,10 @@ def run(config: BenchConfig) -> list[Row]:
             for layout in layouts
         }
         config.warm_token = pg_token
-        cases = []
+        cases, rounds = [], {}
         for size in SIZES:
-            cases.append(_case(f"{PRODUCTION} N={size}", production, pg_agents, size, config))
-            cases += [_case(f"{layout} N={size}", bases[layout], agents, size, config) for layout in layouts]
+            cases.append(_case(f"{PRODUCTION} N={size}", production, pg_agents, size, config, rounds))
+            cases += [_case(f"{layout} N={size}", bases[layout], agents, size, config, rounds) for layout in layouts]
         results: dict[str, LoadResult] = run_rounds(config, cases)
     rows = []
     for size in SIZES:
@@ -184,8 +196,16 @@ def run(config: BenchConfig) -> list[Row]:
                     floor_rate=reference.cycle_rate if compared else None,
                     target_ratio=TARGET_RATIO if layout == "embedded" else None,
                     target_p99=TARGET_P99_MS if layout == "embedded" else None,
-                    details={**op_details(result), "p50_p99_of": "slowest op by p99"},
+                    details={
+                        **op_details(result),
+                        "p50_p99_of": "slowest op by p99",
+                        "rounds": _spread(rounds[f"{layout} N={size}"]),
+                    },
                 )
             )
     report("embedded", rows, config, notes={"sizes": SIZES, "layouts": layouts, "sqlite_file": path})
+    print("every round (cycles/s; worst p99 ms):")
+    for row in rows:
+        spread = row.details["rounds"]
+        print(f"  {row.case} [{row.layout}]: {spread['cycles_per_s']}; {spread['worst_p99_ms']}")
     return rows
