@@ -6,8 +6,8 @@ signal and for the middleware chain, and under load its requests waited seconds 
 (measured side by side: see the README's Performance section). Websockets go through Channels on the
 same event loop, so the in-memory channel layer is shared: an event that a REST write publishes reaches
 this process's sockets at once, with no Redis and no second process. The sweepers run here too (no
-Celery beat in the embedded default). uvicorn serves it: as the front of the same application, daphne
-(Twisted) cost half the throughput (measured).
+Celery beat in the embedded default). uvicorn is in front: daphne in front of the same application
+did 9-13 % fewer cycles/s in two 3-round runs (and half in one loaded single round).
 
     python -m memoryhub.embedded [--host 127.0.0.1] [--port 8000]
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memoryhub.settings")
 # The pool's threads live as long as the server, so each keeps its SQLite connection (opening one per
-# request, with its PRAGMAs, was ~8 % of the server's time, and cost 15 % of the cycles/s: measured).
+# request, with its PRAGMAs, was ~8 % of the server's time: 49.5 -> 57.8 cycles/s when kept, one run).
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "600")
 
 import django
@@ -45,7 +45,8 @@ from memoryhub.settings import env_int  # noqa: E402
 from memoryhub.sweepers import InProcessSweeper  # noqa: E402
 
 # Threads serving REST. Python runs one at a time (the GIL) and SQLite lets one writer in, so more
-# threads only add switching: 4 did better than 2 and than 8 at 16 agents (measured).
+# threads only add switching: 2, 4 and 8 were within the noise at 16 agents (3 rounds: 66-76, 53-79,
+# 53-81 cycles/s); 4 is the middle, and lock requests that wait have a pool of their own below.
 THREADS = env_int("MEMORYHUB_EMBEDDED_THREADS", 4)
 # Lock requests may wait (up to MEMORYHUB_MAX_LOCK_WAIT_SECONDS) holding their thread: they get threads
 # of their own, so agents waiting for a lock never take the threads everyone else is served by.
