@@ -18,12 +18,13 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 
 ## make run: install, migrate, load demo policies/agents/admin, print tokens, serve on http://$(HOST):$(PORT)
+## (the embedded server: REST, websockets, dashboard and sweepers in one process on one SQLite file)
 run: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py setup_demo
 	@echo "\nmemoryhub: http://$(HOST):$(PORT)/  (API http://$(HOST):$(PORT)/api/v1/, docs /api/v1/docs/)"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) memoryhub.asgi:application
+	$(PY) -m memoryhub.embedded --host $(HOST) --port $(PORT)
 
 ## make test: install everything (Chromium for the browser tests too, when possible) and run the whole suite
 test: install

@@ -132,7 +132,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django's backend plus a queue for the write lock among a process's threads (memoryhub/sqlite).
+    DATABASES["default"]["ENGINE"] = "memoryhub.sqlite"
+    # A connection per request unless the server keeps its threads (the embedded server does).
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
     DATABASES["default"]["TEST"] = {"NAME": env_str("MEMORYHUB_SQLITE_TEST_PATH", str(BASE_DIR / "test.sqlite3"))}
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if IS_POSTGRES and env_bool("DATABASE_POOL", True):

@@ -56,7 +56,8 @@ def redis_url_for_tests() -> str | None:
 
 @contextmanager
 def server(*, kind: str = "daphne", env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
-    """Start daphne (ASGI, websockets) or gunicorn (WSGI) on a free port; yield its base URL."""
+    """Start daphne (ASGI, websockets), gunicorn (WSGI) or the embedded server (`make run`'s: REST,
+    websockets and sweepers in one process) on a free port; yield its base URL."""
     port = port or free_port()
     environment = {
         **os.environ,
@@ -68,6 +69,8 @@ def server(*, kind: str = "daphne", env: dict[str, str] | None = None, port: int
     }
     if kind == "daphne":
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "memoryhub.asgi:application"]
+    elif kind == "embedded":
+        command = [sys.executable, "-m", "memoryhub.embedded", "--host", "127.0.0.1", "--port", str(port)]
     else:
         command = [sys.executable, "-m", "gunicorn", "memoryhub.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2"]
     # The server's output goes to a file, not a pipe: nobody reads a pipe while tests run, and a full

@@ -199,6 +199,10 @@ LAYOUTS: dict[str, tuple[str, str]] = {
         "gunicorn WSGI, 2 workers x 8 threads (gthread)",
     ),
     "daphne": ("daphne memoryhub.asgi:application", "daphne ASGI, 1 process"),
+    # What `make run` starts (issue 17): one process, uvicorn in front, REST through the WSGI handler in
+    # a thread pool, websockets and sweepers on the same loop; and the same behind daphne instead.
+    "embedded": ("memoryhub.embedded", "embedded server (uvicorn), 1 process"),
+    "embedded-daphne": ("memoryhub.embedded --server daphne", "embedded server behind daphne, 1 process"),
     # The hub's ASGI app plus the websocket floor (tests/bench/asgi.py), for the stream benchmark.
     "daphne-ws": ("daphne tests.bench.asgi:application", "daphne ASGI, hub + websocket floor"),
     "uvicorn": (
@@ -220,7 +224,7 @@ LAYOUT_ENV: dict[str, dict[str, str]] = {
 def _bind_args(layout: str, port: int) -> list[str]:
     if layout.startswith("gunicorn"):
         return ["-b", f"127.0.0.1:{port}"]
-    if layout == "uvicorn":
+    if layout == "uvicorn" or layout.startswith("embedded"):
         return ["--host", "127.0.0.1", "--port", str(port)]
     return ["-b", "127.0.0.1", "-p", str(port)]
 

@@ -8,10 +8,11 @@ same run.
     python -m tests.bench.run stream          # issue 3b: commit -> websocket delivery, 100 sockets, 2 daphnes
     python -m tests.bench.run coordination    # issue 4: lock and task cycles next to raw-SQL and DRF floors
     python -m tests.bench.run overhead        # issue 11: memory reads, this code against a base tree, one run
+    python -m tests.bench.run embedded        # issue 17: make run's server against gunicorn sync x4, one SQLite file
 
 Options: --duration S (measured seconds per case), --warmup S, --rounds N (interleave and keep the
 median), --layouts a,b (REST layouts: gunicorn-sync, gunicorn-gthread, gunicorn-gthread2, daphne,
-uvicorn), --processes N (load-generator processes), --quick (short runs and smaller data sets, to check
+uvicorn, embedded, embedded-daphne), --processes N (load-generator processes), --quick (short runs and smaller data sets, to check
 the harness). The database is MEMORYHUB_BENCH_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/memoryhub_bench; dropped and recreated), Redis
 MEMORYHUB_BENCH_REDIS_URL (default redis://127.0.0.1:6379/9; flushed). JSON results go to bench-results/.
@@ -34,6 +35,7 @@ SUITES = {
     "stream": "tests.bench.bench_stream:run",
     "coordination": "tests.bench.bench_coordination:run",
     "overhead": "tests.bench.bench_overhead:run",
+    "embedded": "tests.bench.bench_embedded:run",
 }
 
 
