@@ -34,6 +34,18 @@ def _check_broker() -> str:
     return "ok"
 
 
+def _embedding_backlog() -> str:
+    from memoryhub.search.embedders import Unavailable, current_embedder
+    from memoryhub.search.services import embedding_backlog
+
+    backlog = embedding_backlog()
+    try:
+        name = current_embedder().name
+    except Unavailable as exc:
+        return f"unavailable ({exc}); backlog {backlog}"
+    return f"ok ({name}); backlog {backlog}"
+
+
 def readyz(request):
     checks: dict[str, str] = {}
     ready = True
@@ -47,4 +59,10 @@ def readyz(request):
         except Exception as exc:  # a readiness probe reports, it does not crash
             checks[name] = f"error: {exc.__class__.__name__}: {exc}"
             ready = False
+    try:
+        # Reported, never a reason to take the server out of rotation: lexical search and every
+        # other endpoint work while embeddings catch up.
+        checks["embeddings"] = _embedding_backlog()
+    except Exception as exc:
+        checks["embeddings"] = f"error: {exc.__class__.__name__}: {exc}"
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)

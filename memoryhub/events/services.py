@@ -16,9 +16,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from memoryhub.actors import Actor
+from memoryhub.search.tasks import embeddings_wanted
 
 from .models import Event, EventSequence
 from .publisher import publish_events
+
+# Memory events that change content: search embeds the new version after commit.
+CONTENT_TYPES = frozenset({"memory.created", "memory.updated", "memory.reverted"})
 
 _idempotency_key: contextvars.ContextVar[str] = contextvars.ContextVar("idempotency_key", default="")
 
@@ -113,6 +117,8 @@ def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
     for row in rows:
         row._state.adding = False  # they are stored now; Event.save() refuses to update them
     transaction.on_commit(lambda: publish_events(rows))
+    if any(row.type in CONTENT_TYPES for row in rows):
+        transaction.on_commit(embeddings_wanted)  # search: embed the new version, off the request path
     return rows
 
 
