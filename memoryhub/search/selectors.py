@@ -38,6 +38,7 @@ MODES = ("hybrid", "lexical", "semantic")
 RRF_K = 60  # reciprocal rank fusion's constant, as in Cormack et al. and Graphiti
 MAX_LIMIT = 100
 MAX_DEPTH = 1000  # how far a cursor may page into one ranking
+HYBRID_DEPTH = 200  # candidates taken from each list before fusion
 MAX_Q_CHARS = 1000
 MAX_TERMS = 32
 MAX_FILTER_FIELDS = 16
@@ -390,21 +391,34 @@ def _fts5_query(terms: list[str]) -> str:
     return " OR ".join(_fts5_phrase(term) for term in terms)
 
 
+# SQLite's score: FTS5's bm25() weighs terms by their frequency in the whole table, memories the
+# caller may not read included, so a caller's scores (and order) would move when an unreadable
+# memory is written. This one uses the matched memory alone: how many query terms it holds, plus
+# BM25's saturating term frequency (k1 = 1.2, b = 0.75) against a fixed 64-word reference length
+# instead of the corpus average (the key's matches count twice). PostgreSQL's ts_rank_cd is likewise
+# per document.
+_SQLITE_HITS = "(length(highlight(search_fts, {column}, '\ue000', '')) - length(coalesce(f.{name}, '')))"
+_SQLITE_WORDS = "(length(coalesce(f.body, '')) - length(replace(coalesce(f.body, ''), ' ', '')) + 1)"
+_SQLITE_SCORE = (
+    f"(2 * {_SQLITE_HITS.format(column=0, name='key')} + {_SQLITE_HITS.format(column=1, name='body')})"
+)
+
+
 def _lexical_sqlite(candidates: QuerySet, terms: list[str], depth: int) -> list[tuple[int, float]]:
     ids_sql, ids_params = candidates.values("id").query.sql_with_params()
-    needed = required_matches(terms)
-    matched, matched_params = "", []
-    if needed > 1:
-        per_term = "(f.rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH %s))"
-        matched = f" AND ({' + '.join([per_term] * len(terms))}) >= %s"
-        matched_params = [*(_fts5_phrase(term) for term in terms), needed]
+    per_term = "(f.rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH %s))"
+    matched = " + ".join([per_term] * len(terms))
+    hits = _SQLITE_SCORE
+    score = f"(({matched}) + 1.0 * {hits} / ({hits} + 1.2 * (0.25 + 0.75 * {_SQLITE_WORDS} / 64.0)))"
+    phrases = [_fts5_phrase(term) for term in terms]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT f.rowid, -bm25(search_fts, 2.0, 1.0) AS score FROM search_fts f "
-            f"WHERE search_fts MATCH %s AND f.rowid IN ({ids_sql}){matched} ORDER BY score DESC, f.rowid LIMIT %s",
-            [_fts5_query(terms), *ids_params, *matched_params, depth],
+            f"SELECT rowid, score FROM (SELECT f.rowid AS rowid, ({matched}) AS matched, {score} AS score "
+            f"FROM search_fts f WHERE search_fts MATCH %s AND f.rowid IN ({ids_sql})) "
+            "WHERE matched >= %s ORDER BY score DESC, rowid LIMIT %s",
+            [*phrases, *phrases, _fts5_query(terms), *ids_params, required_matches(terms), depth],
         )
-        return [(memory_id, float(score)) for memory_id, score in cursor.fetchall()]
+        return [(memory_id, float(value)) for memory_id, value in cursor.fetchall()]
 
 
 def _lexical(candidates: QuerySet, q: str, depth: int) -> list[tuple[int, float]]:
@@ -550,7 +564,8 @@ def memories_search(
     offset = _cursor_offset(cursor, fingerprint)
     scope = _Scope(actor=actor, namespaces=namespaces, kind=kind, updated_by=updated_by, filter=filter)
     candidates = scope.apply(Memory.objects.all())
-    depth = min(offset + limit + 1, MAX_DEPTH + 1)
+    # Hybrid fuses two lists of a fixed depth, so that every page is cut from the same fused ranking.
+    depth = HYBRID_DEPTH if mode == "hybrid" else min(offset + limit + 1, MAX_DEPTH + 1)
     page = SearchPage(results=[], mode=mode)
 
     lexical: list[tuple[int, float]] = []
