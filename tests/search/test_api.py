@@ -93,7 +93,8 @@ def test_result_shape(corpus, coder):
 def test_snippet_escapes_html(policies, coder):
     memory_put(actor=SYSTEM, namespace="code:x", key="k", content={"t": "<script>alert(1)</script> quokka"})
     snippet = _search(coder, q="quokka", mode="lexical").json()["results"][0]["snippet"]
-    assert "<script>" not in snippet and "&lt;script&gt;" in snippet and "<mark>quokka</mark>" in snippet
+    # (PostgreSQL's parser drops the tag from the headline; FTS5 keeps it, escaped.)
+    assert "<script>" not in snippet and "<mark>quokka</mark>" in snippet
 
 
 def test_a_write_is_findable_lexically_at_once_and_semantically_once_embedded(policies, coder):
@@ -127,7 +128,7 @@ def test_an_update_replaces_the_old_words(corpus, coder):
 
 
 def test_filters_kind_updated_by_and_content(corpus, coder):
-    found = _found(_search(coder, q="the", mode="lexical", filter=json.dumps({"status": "open"}), limit=100))
+    found = _found(_search(coder, q="open", mode="lexical", filter=json.dumps({"status": "open"}), limit=100))
     assert found and all(key != "pr-102" for _, key in found)
     found = _found(_search(coder, q="cache deployment", mode="lexical", filter=json.dumps({"n": {"$gt": 3}})))
     assert set(found) == {("code:docs", "deploy-runbook"), ("code:review", "pr-103")}
