@@ -32,3 +32,12 @@ class Pending(models.Model):
 
     memory = models.OneToOneField("memories.Memory", on_delete=models.CASCADE, primary_key=True, related_name="+")
     version = models.PositiveIntegerField()
+
+
+class EmbedderState(models.Model):
+    """An embedder whose backlog is fully in search_pending: its row is written, in one transaction
+    with the pending rows, when every live memory without its vector has been noted. Until then
+    (a new embedder just configured) semantic results are marked incomplete."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    reconciled_at = models.DateTimeField()

@@ -399,9 +399,7 @@ def _fts5_query(terms: list[str]) -> str:
 # per document.
 _SQLITE_HITS = "(length(highlight(search_fts, {column}, '\ue000', '')) - length(coalesce(f.{name}, '')))"
 _SQLITE_WORDS = "(length(coalesce(f.body, '')) - length(replace(coalesce(f.body, ''), ' ', '')) + 1)"
-_SQLITE_SCORE = (
-    f"(2 * {_SQLITE_HITS.format(column=0, name='key')} + {_SQLITE_HITS.format(column=1, name='body')})"
-)
+_SQLITE_SCORE = f"(2 * {_SQLITE_HITS.format(column=0, name='key')} + {_SQLITE_HITS.format(column=1, name='body')})"
 
 
 def _lexical_sqlite(candidates: QuerySet, terms: list[str], depth: int) -> list[tuple[int, float]]:
@@ -463,14 +461,15 @@ def _snippets(memories: dict[int, Memory], ids: list[int], q: str) -> dict[int, 
 # --- semantic -------------------------------------------------------------------------------------
 
 
-def _semantic(scope: _Scope, q: str, depth: int) -> list[tuple[int, float]]:
-    """Nearest live readable memories by cosine similarity of current-version embeddings."""
+def _semantic(scope: _Scope, q: str, depth: int, *, exact: bool = False) -> list[tuple[int, float]]:
+    """Nearest live readable memories by cosine similarity of current-version embeddings: through
+    the HNSW index where pgvector is on (approximate), else (or with `exact`) every candidate."""
     import numpy as np
 
     embedder = current_embedder()
     vector = np.asarray(embedder.embed([q])[0], dtype=np.float32)
     embedded = scope.apply(Embedding.objects.filter(embedder=embedder.name, version=F("memory__version")), "memory__")
-    if schema.has_vector_column(connection):
+    if schema.has_vector_column(connection) and not exact:
         return _semantic_pgvector(embedded, embedder.name, vector, depth)
     # Exact cosine over the filtered candidates (rows are unit vectors: cosine = dot product).
     best: list[tuple[int, float]] = []
@@ -520,7 +519,22 @@ def _semantic_pgvector(embedded: QuerySet, name: str, vector, depth: int) -> lis
     return sorted(((memory_id, 1.0 - float(d)) for memory_id, d in rows), key=lambda item: (-item[1], item[0]))
 
 
-def _pending_among(scope: _Scope) -> bool:
+_reconciled: set[tuple[str, str]] = set()
+
+
+def _backlog_among(scope: _Scope) -> bool:
+    """May a memory this search could return lack its vector? (Its version is pending, or the
+    embedder is new and the worker has not noted its backlog yet: then wake the worker.)"""
+    from .services import embedder_reconciled
+    from .tasks import embeddings_wanted
+
+    name = current_embedder().name
+    marker = (str(connection.settings_dict.get("NAME")), name)
+    if marker not in _reconciled:
+        if not embedder_reconciled(name):
+            transaction.on_commit(embeddings_wanted)
+            return True
+        _reconciled.add(marker)
     return scope.apply(Pending.objects.all(), "memory__").exists()
 
 
@@ -575,7 +589,7 @@ def memories_search(
     if mode in ("semantic", "hybrid"):
         try:
             semantic = _semantic(scope, q, depth)
-            if _pending_among(scope):
+            if _backlog_among(scope):
                 page.incomplete = True
                 page.notes.append("some memories you may read are not embedded yet: semantic results may be incomplete")
         except (Unavailable, ImportError) as exc:

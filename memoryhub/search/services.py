@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import schema
 from .embedders import Embedder, Unavailable, current_embedder, memory_text
-from .models import Embedding, Pending
+from .models import EmbedderState, Embedding, Pending
 
 log = logging.getLogger(__name__)
 BATCH = 32
@@ -42,7 +42,8 @@ def vector_index_ensure(*, name: str, dimensions: int) -> None:
                 f"CREATE INDEX IF NOT EXISTS {index} ON search_embedding "
                 f"USING hnsw ((vec::vector({int(dimensions)})) vector_cosine_ops) WHERE embedder = '{name}'"
             )
-        _indexed.add(marker)
+        if not connection.in_atomic_block:  # inside a transaction it is not there until that commits
+            _indexed.add(marker)
 
 
 def _store(embedder: Embedder, rows: list[dict[str, Any]]) -> None:
@@ -82,6 +83,7 @@ def embeddings_update(*, batch: int = BATCH) -> int:
     embedder = current_embedder()
     pending = list(Pending.objects.select_related("memory").order_by("memory_id")[:batch])
     if not pending:
+        embeddings_prune(name=embedder.name)
         return 0
     now = timezone.now()
     current = {
@@ -124,25 +126,39 @@ def embeddings_update(*, batch: int = BATCH) -> int:
 
 
 def embeddings_reconcile() -> int:
-    """Note every live memory whose current version has no vector of the current embedder (after a
-    change of embedder, or rows from before search was installed); once nothing is pending, drop the
-    vectors of other embedders. Returns how many memories it noted."""
+    """For the current embedder, note every live memory whose current version has no vector of it
+    (a new or changed embedder re-embeds everything, in the background), and record that its
+    backlog is now complete; once nothing is pending, drop other embedders' vectors. Returns how
+    many memories it noted."""
     try:
         name = current_embedder().name
     except Unavailable:
         return 0
-    with connection.cursor() as cursor:
-        conflict = "ON CONFLICT (memory_id) DO NOTHING"
-        cursor.execute(
-            "INSERT INTO search_pending (memory_id, version) SELECT m.id, m.version FROM memories_memory m "
-            "WHERE m.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM search_embedding e "
-            "WHERE e.memory_id = m.id AND e.embedder = %s AND e.version = m.version) " + conflict,
-            [name],
-        )
-        noted = cursor.rowcount
-    if not Pending.objects.exists():
-        Embedding.objects.exclude(embedder=name).delete()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO search_pending (memory_id, version) SELECT m.id, m.version FROM memories_memory m "
+                "WHERE m.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM search_embedding e "
+                "WHERE e.memory_id = m.id AND e.embedder = %s AND e.version = m.version) "
+                "ON CONFLICT (memory_id) DO NOTHING",
+                [name],
+            )
+            noted = cursor.rowcount
+        EmbedderState.objects.update_or_create(name=name, defaults={"reconciled_at": timezone.now()})
     return max(noted, 0)
+
+
+def embeddings_prune(*, name: str) -> int:
+    """Once nothing is pending, the vectors of other (earlier) embedders are dead weight."""
+    if Pending.objects.exists():
+        return 0
+    deleted, _ = Embedding.objects.exclude(embedder=name).delete()
+    EmbedderState.objects.exclude(name=name).delete()
+    return deleted
+
+
+def embedder_reconciled(name: str) -> bool:
+    return EmbedderState.objects.filter(name=name).exists()
 
 
 def embedding_backlog() -> int:

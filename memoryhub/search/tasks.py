@@ -18,31 +18,25 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from .embedders import Unavailable, embedder_name
-from .services import embeddings_reconcile, embeddings_update
+from .services import embedder_reconciled, embeddings_reconcile, embeddings_update
 
 log = logging.getLogger(__name__)
 NUDGE_SECONDS = 0.2
 TASK_SECONDS = 20.0
 
-_reconciled: set[tuple[str, str | None]] = set()
-_reconcile_lock = threading.Lock()
 
-
-def _reconcile_once() -> None:
-    """Once per process and embedder: a changed embedder re-embeds everything in the background."""
-    marker = (str(connection.settings_dict.get("NAME")), embedder_name())
-    with _reconcile_lock:
-        if marker in _reconciled or marker[1] is None:
-            return
-        _reconciled.add(marker)
+def _reconcile_if_new() -> None:
+    """A new embedder (or a first start) re-embeds everything in the background, once."""
+    name = embedder_name()
+    if name is None or embedder_reconciled(name):
+        return
     noted = embeddings_reconcile()
-    if noted:
-        log.info("search: %d memories to (re-)embed with %s", noted, marker[1])
+    log.info("search: %d memories to (re-)embed with %s", noted, name)
 
 
 def drain(*, seconds: float = TASK_SECONDS) -> int:
     """Embed pending memories for up to `seconds`; returns how many were settled."""
-    _reconcile_once()
+    _reconcile_if_new()
     done, started = 0, time.monotonic()
     while time.monotonic() - started < seconds:
         try:

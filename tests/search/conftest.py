@@ -9,7 +9,7 @@ import pytest
 
 from memoryhub.actors import SYSTEM
 from memoryhub.memories.services import memory_put
-from memoryhub.search.services import embeddings_update
+from memoryhub.search.services import embeddings_reconcile, embeddings_update
 
 # (namespace, key, content)
 CORPUS = [
@@ -118,7 +118,8 @@ def write_corpus() -> None:
 
 
 def embed_all() -> None:
-    """Run the embedding worker's service in this thread until nothing is pending."""
+    """Run the embedding worker's services in this thread until nothing is pending."""
+    embeddings_reconcile()
     while embeddings_update():
         pass
 

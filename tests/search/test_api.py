@@ -85,7 +85,9 @@ def test_most_specific_policy_and_self_apply(corpus, make_agent, seller, policie
 
 def test_result_shape(corpus, coder):
     result = _search(coder, q="structlog", mode="lexical").json()["results"][0]
-    assert {"namespace", "key", "version", "kind", "updated_by", "updated_at", "score", "content", "snippet"} <= set(result)
+    assert {"namespace", "key", "version", "kind", "updated_by", "updated_at", "score", "content", "snippet"} <= set(
+        result
+    )
     assert result["key"] == "pr-102" and result["version"] == 1 and result["content"]["status"] == "merged"
     assert "<mark>structlog</mark>" in result["snippet"]
 
@@ -98,7 +100,9 @@ def test_snippet_escapes_html(policies, coder):
 
 
 def test_a_write_is_findable_lexically_at_once_and_semantically_once_embedded(policies, coder):
-    memory_put(actor=SYSTEM, namespace="code:notes", key="pelican", content={"text": "The pelican migrates south in winter"})
+    memory_put(
+        actor=SYSTEM, namespace="code:notes", key="pelican", content={"text": "The pelican migrates south in winter"}
+    )
     assert _found(_search(coder, q="pelican", mode="lexical")) == [("code:notes", "pelican")]
     semantic = _search(coder, q="birds flying to warmer places", mode="semantic").json()
     assert semantic["results"] == [] and semantic["incomplete"] is True
@@ -117,7 +121,9 @@ def test_deleted_and_expired_memories_disappear(corpus, coder, mode):
     memory_delete(actor=SYSTEM, namespace="code:review", key="pr-102", if_match=1)
     assert ("code:review", "pr-102") not in _found(_search(coder, q="structlog logging library", mode=mode, limit=100))
     assert ("code:review", "pr-103") in _found(_search(coder, q="thumbnails CDN images", mode=mode, limit=100))
-    Memory.objects.filter(namespace="code:review", key="pr-103").update(expires_at=timezone.now() - timedelta(seconds=1))
+    Memory.objects.filter(namespace="code:review", key="pr-103").update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert ("code:review", "pr-103") not in _found(_search(coder, q="thumbnails CDN images", mode=mode, limit=100))
 
 
@@ -134,7 +140,9 @@ def test_filters_kind_updated_by_and_content(corpus, coder):
     assert set(found) == {("code:docs", "deploy-runbook"), ("code:review", "pr-103")}
     found = _found(_search(coder, q="race cache", mode="lexical", filter=json.dumps({"n": {"$gte": 3, "$lt": 7}})))
     assert set(found) == {("code:review", "pr-101"), ("code:review", "pr-103")}
-    found = _found(_search(coder, q="upgrade logging", mode="hybrid", filter=json.dumps({"status": {"$ne": "merged"}}), limit=100))
+    found = _found(
+        _search(coder, q="upgrade logging", mode="hybrid", filter=json.dumps({"status": {"$ne": "merged"}}), limit=100)
+    )
     assert ("code:review", "pr-102") not in found and found
     assert _found(_search(coder, q="structlog", mode="lexical", kind="episodic")) == []
     assert _found(_search(coder, q="structlog", mode="lexical", updated_by="someone-else")) == []
@@ -146,9 +154,22 @@ def test_filters_kind_updated_by_and_content(corpus, coder):
 
 
 def test_namespace_globs_are_repeatable(corpus, coder):
-    found = _found(_search(coder, q="open", mode="lexical", filter=json.dumps({"status": "open"}), namespace=["code:docs", "code:rev*"], limit=100))
+    found = _found(
+        _search(
+            coder,
+            q="open",
+            mode="lexical",
+            filter=json.dumps({"status": "open"}),
+            namespace=["code:docs", "code:rev*"],
+            limit=100,
+        )
+    )
     assert {ns for ns, _ in found} == {"code:docs", "code:review"}
-    found = _found(_search(coder, q="open", mode="lexical", filter=json.dumps({"status": "open"}), namespace="code:docs", limit=100))
+    found = _found(
+        _search(
+            coder, q="open", mode="lexical", filter=json.dumps({"status": "open"}), namespace="code:docs", limit=100
+        )
+    )
     assert {ns for ns, _ in found} == {"code:docs"}
 
 
@@ -175,7 +196,11 @@ def test_tampered_or_foreign_cursor_is_rejected(policies, coder):
     assert cursor
     tampered = cursor[:-3] + ("aaa" if not cursor.endswith("aaa") else "bbb")
     for params in ({"q": "walrus", "cursor": tampered}, {"q": "another query", "mode": "lexical", "cursor": cursor}):
-        response = _search(coder, mode="lexical", **{k: v for k, v in params.items() if k != "mode"}) if "mode" not in params else _search(coder, **params)
+        response = (
+            _search(coder, mode="lexical", **{k: v for k, v in params.items() if k != "mode"})
+            if "mode" not in params
+            else _search(coder, **params)
+        )
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid"
 
