@@ -26,7 +26,8 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.:@/-]")
 
 
 class Embedder(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def embed(self, texts: list[str]) -> Any:
         """An (n, dimensions) float32 array of L2-normalised rows."""

@@ -115,7 +115,7 @@ def ensure(connection) -> None:
                 "WHERE deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM search_embedding e WHERE e.memory_id = m.id) "
                 "ON CONFLICT DO NOTHING"
             )
-    has_vector_column.cache_clear()
+    _has_vector_column.cache_clear()
 
 
 @lru_cache(maxsize=8)
@@ -135,6 +135,3 @@ def _has_vector_column(alias: str, name: str) -> bool:
 def has_vector_column(connection) -> bool:
     """Is pgvector on (so the HNSW path is used) for this database?"""
     return _has_vector_column(connection.alias, str(connection.settings_dict.get("NAME")))
-
-
-has_vector_column.cache_clear = _has_vector_column.cache_clear  # type: ignore[attr-defined]

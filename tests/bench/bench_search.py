@@ -91,7 +91,10 @@ def load_words(words: list[str]) -> None:
         cursor.execute("TRUNCATE bench_word")
         cursor.executemany(
             "INSERT INTO bench_word VALUES (%s, %s, %s::vector)",
-            [(i, w, "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]") for i, (w, v) in enumerate(zip(words, vectors, strict=True))],
+            [
+                (i, w, "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]")
+                for i, (w, v) in enumerate(zip(words, vectors, strict=True))
+            ],
         )
 
 
@@ -129,7 +132,9 @@ def grow_memories(total: int) -> float:
             """,
             {"top": top, "missing": missing, "v": VOCABULARY},
         )
-        cursor.execute("SELECT setval(pg_get_serial_sequence('memories_memory', 'id'), (SELECT max(id) FROM memories_memory))")
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence('memories_memory', 'id'), (SELECT max(id) FROM memories_memory))"
+        )
         cursor.execute(
             """
             INSERT INTO search_embedding (memory_id, embedder, version, digest, dimensions, data, vec)
@@ -275,10 +280,18 @@ def run_here(config: BenchConfig) -> list[Row]:
                 )
             floor = measured[size]["floor read"]
             rows.append(
-                _search_row(f"lexical search, {size:,} memories", layout, measured[size]["lexical"], floor, TARGET_LEXICAL_P50_MS)
+                _search_row(
+                    f"lexical search, {size:,} memories",
+                    layout,
+                    measured[size]["lexical"],
+                    floor,
+                    TARGET_LEXICAL_P50_MS,
+                )
             )
             rows.append(
-                _search_row(f"hybrid search, {size:,} memories", layout, measured[size]["hybrid"], floor, TARGET_HYBRID_P50_MS)
+                _search_row(
+                    f"hybrid search, {size:,} memories", layout, measured[size]["hybrid"], floor, TARGET_HYBRID_P50_MS
+                )
             )
         small, large = measured[sizes[0]], measured[sizes[-1]]
         notes["p50_ratio_large_over_small"] = {
@@ -319,7 +332,13 @@ def run_writes(config: BenchConfig) -> list[Row]:
         def case(present: bool):
             def go() -> LoadResult:
                 _set_lexical_index(present)
-                return run_load(scenario="tests.bench.bench_search:memory_write", agents=agents, hosts=[base], config=config, params={"words": words})
+                return run_load(
+                    scenario="tests.bench.bench_search:memory_write",
+                    agents=agents,
+                    hosts=[base],
+                    config=config,
+                    params={"words": words},
+                )
 
             return go
 
