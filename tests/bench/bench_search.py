@@ -245,64 +245,62 @@ def run_here(config: BenchConfig) -> list[Row]:
 
     from .harness import apply_policies, create_agents, reset_database
 
-    if True:
-        pg_config = config
-        reset_database(pg_config)
-        apply_policies(POLICIES)
-        agents = create_agents("search", AGENTS, "bench")
-        words = vocabulary()
-        load_words(words)
-        sizes = (10_000, 100_000 if config.quick else 1_000_000)
-        rows: list[Row] = []
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT version()")
-            version = cursor.fetchone()[0].split(" on ")[0]
-        notes: dict[str, Any] = {"database": version, "pgvector": schema.has_vector_column(connection)}
-        layout = pg_config.rest_layout
-        measured: dict[int, dict[str, LoadResult]] = {}
-        for size in sizes:
-            seconds = grow_memories(size)
-            print(f"\n== search over {size:,} memories (loaded in {seconds:.0f}s) ==", flush=True)
-            with server(layout, pg_config) as base:
+    reset_database(config)
+    apply_policies(POLICIES)
+    agents = create_agents("search", AGENTS, "bench")
+    words = vocabulary()
+    load_words(words)
+    sizes = (10_000, 100_000 if config.quick else 1_000_000)
+    rows: list[Row] = []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()")
+        version = cursor.fetchone()[0].split(" on ")[0]
+    notes: dict[str, Any] = {"database": version, "pgvector": schema.has_vector_column(connection)}
+    layout = config.rest_layout
+    measured: dict[int, dict[str, LoadResult]] = {}
+    for size in sizes:
+        seconds = grow_memories(size)
+        print(f"\n== search over {size:,} memories (loaded in {seconds:.0f}s) ==", flush=True)
+        with server(layout, config) as base:
 
-                def case(scenario: str):
-                    return lambda: run_load(
-                        scenario=scenario, agents=agents, hosts=[base], config=pg_config, params={"words": words}
-                    )
+            def case(scenario: str):
+                return lambda: run_load(
+                    scenario=scenario, agents=agents, hosts=[base], config=config, params={"words": words}
+                )
 
-                measured[size] = run_rounds(
-                    pg_config,
-                    [
-                        ("floor read", case("tests.bench.floor_loops:floor_read")),
-                        ("lexical", case("tests.bench.bench_search:search_lexical")),
-                        ("hybrid", case("tests.bench.bench_search:search_hybrid")),
-                    ],
-                )
-            floor = measured[size]["floor read"]
-            rows.append(
-                _search_row(
-                    f"lexical search, {size:,} memories",
-                    layout,
-                    measured[size]["lexical"],
-                    floor,
-                    TARGET_LEXICAL_P50_MS,
-                )
+            measured[size] = run_rounds(
+                config,
+                [
+                    ("floor read", case("tests.bench.floor_loops:floor_read")),
+                    ("lexical", case("tests.bench.bench_search:search_lexical")),
+                    ("hybrid", case("tests.bench.bench_search:search_hybrid")),
+                ],
             )
-            rows.append(
-                _search_row(
-                    f"hybrid search, {size:,} memories", layout, measured[size]["hybrid"], floor, TARGET_HYBRID_P50_MS
-                )
+        floor = measured[size]["floor read"]
+        rows.append(
+            _search_row(
+                f"lexical search, {size:,} memories",
+                layout,
+                measured[size]["lexical"],
+                floor,
+                TARGET_LEXICAL_P50_MS,
             )
-        small, large = measured[sizes[0]], measured[sizes[-1]]
-        notes["p50_ratio_large_over_small"] = {
-            mode: large[mode].op("search").p50 / small[mode].op("search").p50 for mode in ("lexical", "hybrid")
-        }
-        notes["floor_drift_large_over_small"] = small["floor read"].cycle_rate / large["floor read"].cycle_rate
-        print("\n== recall@10, HNSW against exact cosine ==", flush=True)
-        notes["recall"] = recall_at_10(words, 30 if config.quick else 100)
-        print(f"  {notes['recall']}", flush=True)
-        report("search", rows, pg_config, notes=notes)
-        print(json.dumps(notes, indent=2, default=str), flush=True)
+        )
+        rows.append(
+            _search_row(
+                f"hybrid search, {size:,} memories", layout, measured[size]["hybrid"], floor, TARGET_HYBRID_P50_MS
+            )
+        )
+    small, large = measured[sizes[0]], measured[sizes[-1]]
+    notes["p50_ratio_large_over_small"] = {
+        mode: large[mode].op("search").p50 / small[mode].op("search").p50 for mode in ("lexical", "hybrid")
+    }
+    notes["floor_drift_large_over_small"] = small["floor read"].cycle_rate / large["floor read"].cycle_rate
+    print("\n== recall@10, HNSW against exact cosine ==", flush=True)
+    notes["recall"] = recall_at_10(words, 30 if config.quick else 100)
+    print(f"  {notes['recall']}", flush=True)
+    report("search", rows, config, notes=notes)
+    print(json.dumps(notes, indent=2, default=str), flush=True)
     return rows
 
 
