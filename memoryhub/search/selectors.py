@@ -495,10 +495,9 @@ def _semantic(scope: _Scope, q: str, depth: int, *, exact: bool = False) -> list
 
 
 def _semantic_pgvector(embedded: QuerySet, name: str, vector, depth: int) -> list[tuple[int, float]]:
-    from .services import vector_index_ensure
-
+    # The HNSW index is made by the worker when it stores an embedder's first vectors, never here:
+    # building one inside a search request would stall it for minutes on a large table.
     dimensions = len(vector)
-    vector_index_ensure(name=name, dimensions=dimensions)
     literal = "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
     # The same expression as the partial HNSW index (vec::vector(N), embedder = '<name>' inline), so
     # the planner can use it; iterative scan keeps walking the graph until `depth` rows pass the filters.

@@ -154,12 +154,12 @@ def grow_memories(total: int) -> float:
         )
         cursor.execute("CREATE INDEX memories_memory_search_tsv ON memories_memory USING gin (search_tsv)")
         cursor.execute("SET max_parallel_maintenance_workers = 2")
-        cursor.execute("DROP INDEX IF EXISTS search_embedding_hnsw_bench")
         index_started = time.monotonic()
-        cursor.execute(
-            "CREATE INDEX search_embedding_hnsw_bench ON search_embedding "
-            "USING hnsw ((vec::vector(384)) vector_cosine_ops) WHERE embedder = 'minilm-l6-v2'"
-        )
+    # The index the hub itself creates for an embedder (memoryhub.search.services).
+    from memoryhub.search.services import vector_index_ensure
+
+    vector_index_ensure(name="minilm-l6-v2", dimensions=384)
+    with connection.cursor() as cursor:
         print(f"  HNSW index built in {time.monotonic() - index_started:.0f}s", flush=True)
         cursor.execute("ANALYZE memories_memory")
         cursor.execute("ANALYZE search_embedding")
