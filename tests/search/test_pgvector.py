@@ -15,13 +15,13 @@ import pytest
 from django.db import connection
 
 from memoryhub.actors import Actor
+from memoryhub.search import schema
 from memoryhub.search.selectors import _Scope, _semantic
 from tests.servers import free_port
 
 from .pgvector_server import binaries, pgvector_server
 
 HUMAN = Actor(kind="human", id="alice", role="human")
-on_pgvector = pytest.mark.skipif("not schema.has_vector_column(connection)", reason="needs pgvector")
 
 
 @pytest.mark.multiprocess
@@ -57,8 +57,9 @@ def test_search_suite_on_pgvector():
 
 
 @pytest.mark.django_db
-@on_pgvector
 def test_the_hnsw_index_serves_semantic_search_and_agrees_with_exact_cosine(corpus):
+    if not schema.has_vector_column(connection):
+        pytest.skip("needs pgvector (runs inside test_search_suite_on_pgvector)")
     scope = _Scope(actor=HUMAN, namespaces=None, kind=None, updated_by=None, filter=None)
     for q in ["deploying to production", "customer unhappy", "pager duty"]:
         approximate = _semantic(scope, q, 5)
