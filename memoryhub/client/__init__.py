@@ -35,7 +35,7 @@ from .errors import (
     Unauthenticated,
     VersionConflict,
 )
-from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, Task
+from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, SearchPage, SearchResult, Task
 from .sync import EventStream, HubClient, LockContext
 
 __all__ = [
@@ -65,6 +65,8 @@ __all__ = [
     "PreconditionRequired",
     "Receipt",
     "Retry",
+    "SearchPage",
+    "SearchResult",
     "ServerError",
     "StaleFencingToken",
     "Task",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import os
 import random
 import uuid
@@ -28,7 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from .errors import Conflict, HubError, NotFound, TransportError, VersionConflict, error_from_response
-from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, Task
+from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, SearchPage, Task
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API = "/api/v1/"
@@ -343,6 +344,33 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         body = {"reason": reason} if reason is not None else {}
         headers = _write_headers(version, fencing_token)
         return self._run(Call("DELETE", _memory_path(namespace, key), body=body, headers=headers, parse=_memory))
+
+    def search(
+        self,
+        q: str,
+        *,
+        mode: str = "hybrid",
+        namespace: str | Iterable[str] | None = None,
+        kind: str | None = None,
+        updated_by: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        cursor: str | None = None,
+    ):
+        """Live memories the caller may read that match `q`, best first: a SearchPage (`.results`,
+        `.next_cursor`, `.incomplete`). `mode`: hybrid, lexical or semantic; `namespace`: globs;
+        `filter`: top-level content fields, `{"status": "open", "n": {"$gt": 3}}`."""
+        params = {
+            "q": q,
+            "mode": mode,
+            "namespace": None if namespace is None else _resources(namespace),
+            "kind": kind,
+            "updated_by": updated_by,
+            "filter": None if filter is None else json.dumps(filter),
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return self._run(Call("GET", "search/", params=params, parse=lambda r: SearchPage.from_dict(r.body)))
 
     def history(self, namespace: str, key: str):
         """Every version, oldest first: version, type, seq, at, actor, reason, content, diff."""

@@ -25,6 +25,7 @@ from .errors import HubError
 INSTRUCTIONS = """memoryhub is the shared memory and coordination layer of a team of agents.
 - Read your inbox first (inbox) and ack entries you have handled (ack).
 - Read a memory before changing it; memory_update applies a merge patch and retries on conflicts.
+- To find what the team already knows, memory_search (by meaning and words) before writing anew.
 - Before acting on a customer or shared resource, call activity: if proceed is false, defer.
 - Hold a lock (lock) around writes to locked namespaces and pass its fencing_token; release it after.
 - Claim work with claim and finish it with complete; a claim expires if you stop working on it.
@@ -160,6 +161,24 @@ def build_server(hub: AsyncHubClient | None = None) -> MCPServer:
     async def memory_history(namespace: str, key: str) -> CallToolResult:
         """Every version of a memory: who (actor), when, why (reason) and what changed (diff)."""
         return await _call(lambda: hub.history(namespace, key), "versions")
+
+    @server.tool()
+    async def memory_search(
+        q: str,
+        mode: str = "hybrid",
+        namespace: list[str] | str | None = None,
+        kind: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        cursor: str | None = None,
+    ) -> CallToolResult:
+        """Find memories you may read by meaning and words, best first (namespace, key, score, content,
+        snippet). mode: hybrid (default), lexical (exact words) or semantic (meaning). namespace: globs
+        such as code:*. filter: top-level content fields, {"status": "open", "n": {"$gt": 3}}.
+        Pass next_cursor as cursor for more; incomplete=true means recent writes may be missing."""
+        return await _call(
+            lambda: hub.search(q, mode=mode, namespace=namespace, kind=kind, filter=filter, limit=limit, cursor=cursor)
+        )
 
     @server.tool()
     async def lock(

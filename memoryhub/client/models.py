@@ -53,6 +53,60 @@ class Memory:
 
 
 @dataclass
+class SearchResult:
+    namespace: str
+    key: str
+    version: int
+    kind: str
+    updated_by: str
+    updated_at: str | None
+    score: float
+    content: dict[str, Any] | None
+    snippet: str = ""  # HTML-escaped, <mark> around lexical matches
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchResult:
+        return cls(
+            namespace=data.get("namespace", ""),
+            key=data.get("key", ""),
+            version=int(data.get("version") or 0),
+            kind=_get(data, "kind", "working"),
+            updated_by=_get(data, "updated_by", ""),
+            updated_at=data.get("updated_at"),
+            score=float(data.get("score") or 0.0),
+            content=data.get("content"),
+            snippet=_get(data, "snippet", ""),
+            raw=data,
+        )
+
+
+@dataclass
+class SearchPage:
+    results: list[SearchResult]
+    next_cursor: str | None = None  # pass as `cursor=` for the next page
+    incomplete: bool = False  # semantic results may miss memories not embedded yet
+    notes: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchPage:
+        return cls(
+            results=[SearchResult.from_dict(item) for item in data.get("results", [])],
+            next_cursor=data.get("next_cursor"),
+            incomplete=bool(data.get("incomplete")),
+            notes=list(data.get("notes") or []),
+            raw=data,
+        )
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+
+@dataclass
 class Event:
     seq: int
     type: str

@@ -132,10 +132,16 @@ class EventFilterForm(forms.Form):
 
 class MemorySearchForm(forms.Form):
     namespace = forms.CharField(required=False, max_length=255, help_text="A namespace or a glob: customer:*")
-    q = forms.CharField(required=False, max_length=200, label="Text in key or content")
+    q = forms.CharField(required=False, max_length=1000, label="Search words or meaning")
+    mode = forms.ChoiceField(
+        choices=[("hybrid", "words + meaning"), ("lexical", "words only"), ("semantic", "meaning only")],
+        required=False,
+        label="Match by",
+    )
     kind = forms.ChoiceField(choices=[("", "any kind")] + list(MemoryKind.choices), required=False)
     updated_by = forms.CharField(required=False, max_length=160, label="Last written by")
     page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    cursor = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
 
     def clean_namespace(self):
         value = self.cleaned_data["namespace"].strip()

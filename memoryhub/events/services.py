@@ -13,11 +13,15 @@ from django.utils import timezone
 
 from memoryhub.actors import Actor
 from memoryhub.context import Caller
+from memoryhub.search.tasks import embeddings_wanted
 
 from . import queries
 from .models import Event
 from .publisher import publish_events
 from .types import EVENT_TYPES
+
+# Memory events that change content: search embeds the new version after commit.
+CONTENT_TYPES = frozenset({"memory.created", "memory.updated", "memory.reverted"})
 
 
 @dataclass(slots=True)
@@ -95,6 +99,8 @@ def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
     for row in rows:
         row._state.adding = False  # they are stored now; Event.save() refuses to update them
     transaction.on_commit(lambda: publish_events(rows))
+    if any(row.type in CONTENT_TYPES for row in rows):
+        transaction.on_commit(embeddings_wanted)  # search: embed the new version, off the request path
     return rows
 
 

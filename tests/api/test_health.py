@@ -15,7 +15,8 @@ def test_readyz_checks_database_channel_layer_and_broker(db):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "channel_layer", "broker"}
+    assert set(body["checks"]) == {"database", "channel_layer", "broker", "embeddings"}
+    assert "backlog" in body["checks"]["embeddings"]  # reported, never a reason to be not ready
 
 
 def test_readyz_reports_a_broken_dependency_with_503(db, settings):

@@ -9,6 +9,8 @@ same run.
     python -m tests.bench.run coordination    # issue 4: lock and task cycles next to raw-SQL and DRF floors
     python -m tests.bench.run overhead        # issue 11: memory reads, this code against a base tree, one run
     python -m tests.bench.run embedded        # issue 17: make run's server against gunicorn sync x4, one SQLite file
+    python -m tests.bench.run search          # issue 13: search p50/p99 at 10k and 1M memories, HNSW recall@10
+    python -m tests.bench.run search-writes   # issue 13: memory writes/s with the lexical index against without
 
 Options: --duration S (measured seconds per case), --warmup S, --rounds N (interleave and keep the
 median), --layouts a,b (REST layouts: gunicorn-sync, gunicorn-gthread, gunicorn-gthread2, daphne,
@@ -36,6 +38,9 @@ SUITES = {
     "coordination": "tests.bench.bench_coordination:run",
     "overhead": "tests.bench.bench_overhead:run",
     "embedded": "tests.bench.bench_embedded:run",
+    "search": "tests.bench.bench_search:run",
+    "search-here": "tests.bench.bench_search:run_here",
+    "search-writes": "tests.bench.bench_search:run_writes",
 }
 
 
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         quick=args.quick or None,
         layouts=args.layouts.split(",") if args.layouts else None,
     )
-    names = list(SUITES) if "all" in args.suites else args.suites
+    names = [name for name in SUITES if name != "search-here"] if "all" in args.suites else args.suites
     unknown = [name for name in names if name not in SUITES]
     if unknown:
         parser.error(f"unknown suite(s) {unknown}; choose from {list(SUITES)}")

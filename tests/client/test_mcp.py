@@ -26,6 +26,7 @@ TOOLS = {
     "memory_put",
     "memory_update",
     "memory_history",
+    "memory_search",
     "lock",
     "release",
     "claim",
@@ -80,6 +81,7 @@ def test_memory_tools_put_get_update_history_and_conflicts(hub_url, tokens):
             "memory_update", namespace="code:review", key="pr-1", patch={"verdict": "lgtm", "notes": "ok"}
         )
         results["history"] = await tool("memory_history", namespace="code:review", key="pr-1")
+        results["search"] = await tool("memory_search", q="lgtm", mode="lexical", namespace="code:*")
         results["forbidden"] = await tool("memory_put", namespace="customer:acme", key="p", content={})
         return results
 
@@ -91,6 +93,9 @@ def test_memory_tools_put_get_update_history_and_conflicts(hub_url, tokens):
     assert shape["error"]["details"]["current"]["version"] == 1
     assert r["update"][1]["content"] == {"verdict": "lgtm", "notes": "ok"}
     assert [v["version"] for v in r["history"][1]["versions"]] == [1, 2]
+    found = r["search"][1]
+    assert [(m["namespace"], m["key"]) for m in found["results"]] == [("code:review", "pr-1")]
+    assert "<mark>lgtm</mark>" in found["results"][0]["snippet"] and found["next_cursor"] is None
     assert r["forbidden"][0] and r["forbidden"][1]["error"]["code"] == "forbidden"
     assert MemoryRow.objects.get(namespace="code:review", key="pr-1").version == 2
 

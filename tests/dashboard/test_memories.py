@@ -126,7 +126,7 @@ def test_search_by_namespace_glob_and_text(staff, profile, docs):
     memory_put(actor=docs.actor, namespace="code:style", key="guide", content={"rule": "use ruff"})
     found = staff.get("/memories/?namespace=code:*").context["results"]
     assert [(m["namespace"], m["key"]) for m in found] == [("code:style", "guide")]
-    found = staff.get("/memories/?q=at_risk").context["results"]
+    found = staff.get("/memories/?q=at_risk&mode=lexical").context["results"]
     assert [(m["namespace"], m["key"]) for m in found] == [("customer:acme", "profile")]
     found = staff.get("/memories/?updated_by=docs-1").context["results"]
     assert [m["key"] for m in found] == ["guide"]
@@ -271,3 +271,13 @@ def test_revert_to_a_version_that_does_not_exist_is_refused(staff, profile):
     response = staff.post(URL + "revert/", {"version": 42, "current": 3, "reason": "r"})
     assert response.status_code == 404
     assert "has no version 42" in response.content.decode()
+
+
+def test_the_search_box_ranks_and_highlights(staff, profile, docs):
+    memory_put(actor=docs.actor, namespace="code:style", key="guide", content={"rule": "use ruff for <lint>"})
+    response = staff.get("/memories/?q=ruff&mode=lexical")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<mark>ruff</mark>" in html and "<lint>" not in html
+    assert [(m["namespace"], m["key"]) for m in response.context["results"]] == [("code:style", "guide")]
+    assert staff.get("/memories/?q=" + "x" * 2000).status_code == 400

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from memoryhub.errors import Invalid, NotFound
 from memoryhub.memories.selectors import memories_list, memory_get, memory_history
 from memoryhub.memories.services import memory_put, memory_revert
+from memoryhub.search.selectors import memories_search
 
 from ..access import human, staff_required
 from ..forms import MemoryEditForm, MemorySearchForm, RevertForm
@@ -20,6 +21,7 @@ from ..selectors import namespace_tree, pretty, version_diff
 from .common import override, page
 
 PAGE_SIZE = 100
+SEARCH_PAGE_SIZE = 25
 
 
 @require_GET
@@ -30,7 +32,25 @@ def memory_list(request):
     status = 200
     number = 1
     searched = any(request.GET.get(name) for name in ("namespace", "q", "kind", "updated_by"))
-    if form.is_valid():
+    search = None
+    if form.is_valid() and form.cleaned_data["q"].strip():
+        data = form.cleaned_data
+        try:
+            search = memories_search(
+                actor=human(request),
+                q=data["q"],
+                mode=data["mode"] or "hybrid",
+                namespaces=[data["namespace"]] if data["namespace"] else None,
+                kind=data["kind"] or None,
+                updated_by=data["updated_by"].strip() or None,
+                limit=SEARCH_PAGE_SIZE,
+                cursor=data["cursor"] or None,
+            )
+            results = search.results
+        except Invalid as error:
+            form.add_error("q", error.message)
+            status = 400
+    elif form.is_valid():
         data = form.cleaned_data
         number = data.get("page") or 1
         # One more than a page tells whether there is a next one.
@@ -47,6 +67,7 @@ def memory_list(request):
         status = 400
     filters = request.GET.copy()
     filters.pop("page", None)
+    filters.pop("cursor", None)
     return page(
         request,
         "dashboard/memories.html",
@@ -55,6 +76,7 @@ def memory_list(request):
             "form": form,
             "tree": namespace_tree(),
             "results": results[:PAGE_SIZE],
+            "search": search,
             "searched": searched,
             "next_page": number + 1 if len(results) > PAGE_SIZE else None,
             "prev_page": number - 1 if number > 1 else None,

@@ -1,0 +1,91 @@
+"""readable_q (one SQL condition) agrees with decide_read (per name) on random policy sets and names."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from memoryhub.actors import Actor
+from memoryhub.memories.models import Memory
+from policies.decide import NamespaceRule, PolicySet, decide_read
+from policies.readable import readable_q
+
+# A small alphabet so that patterns, names and agent ids overlap often (`a:b` vs `a:*` vs `*b`).
+SEGMENTS = st.sampled_from(["a", "b", "ab", "x", "x.y", "a_b", "aXb"])
+IDS = st.sampled_from(["a", "b", "ab", "x", "bot-1"])
+ROLES = st.sampled_from(["r1", "r2"])
+
+
+@st.composite
+def names(draw) -> str:
+    return ":".join(draw(st.lists(SEGMENTS, min_size=1, max_size=4)))
+
+
+@st.composite
+def patterns(draw) -> str:
+    pieces = draw(st.lists(st.one_of(SEGMENTS, st.just("*"), IDS, st.just(":")), min_size=1, max_size=5))
+    separator = draw(st.sampled_from([":", ""]))
+    return separator.join(pieces)
+
+
+READERS = st.lists(st.sampled_from(["*", "r1", "r2", "self", "other"]), max_size=2)
+RULES = st.lists(st.builds(NamespaceRule, pattern=patterns(), readers=READERS.map(tuple)), max_size=6)
+
+
+def _matching(q, rows: list[str]) -> set[str]:
+    return set(Memory.objects.filter(q, namespace__in=rows).values_list("namespace", flat=True))
+
+
+@pytest.mark.django_db
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rules=RULES,
+    actor_id=IDS,
+    role=ROLES,
+    namespaces=st.lists(names(), min_size=1, max_size=12, unique=True),
+    extra=st.lists(IDS, max_size=2),
+)
+# `self` takes the last group of a greedy match: for `*a*` and agent `a`, in `x:aa` it is "".
+@example(rules=[NamespaceRule("*a*", readers=("self",))], actor_id="a", role="r1", namespaces=["x"], extra=[])
+def test_readable_condition_equals_decide_read(rules, actor_id, role, namespaces, extra):
+    # Names built from the agent's own id, so `self` rules have something to grant.
+    own = {actor_id, f"x:{actor_id}", f"x:{actor_id}{actor_id}", f"{namespaces[0]}:{actor_id}"}
+    namespaces = sorted(set(namespaces) | {f"a:{suffix}" for suffix in extra} | own)
+    policies = PolicySet(namespaces=tuple(rules))
+    actor = Actor(kind="agent", id=actor_id, role=role)
+    expected = {name for name in namespaces if decide_read(policies, actor, name).allowed}
+    now = timezone.now()
+    with transaction.atomic():
+        Memory.objects.bulk_create(
+            Memory(namespace=name, key="k", created_by="t", updated_by="t", created_at=now, updated_at=now)
+            for name in namespaces
+        )
+        got = _matching(readable_q(policies, actor, vendor=connection.vendor), namespaces)
+        transaction.set_rollback(True)
+    assert got == expected, (rules, actor)
+
+
+@pytest.mark.django_db
+def test_most_specific_pattern_wins_in_sql():
+    policies = PolicySet(
+        namespaces=(
+            NamespaceRule("customer:*", readers=("sales",)),
+            NamespaceRule("customer:vip:*", readers=("support",)),
+            NamespaceRule("agent:private:*", readers=("self",)),
+        )
+    )
+    now = timezone.now()
+    rows = ["customer:acme", "customer:vip:acme", "agent:private:s1", "agent:private:s2", "code:x"]
+    Memory.objects.bulk_create(
+        Memory(namespace=n, key="k", created_by="t", updated_by="t", created_at=now, updated_at=now) for n in rows
+    )
+    sales = Actor(kind="agent", id="s1", role="sales")
+    assert _matching(readable_q(policies, sales, vendor=connection.vendor), rows) == {
+        "customer:acme",
+        "agent:private:s1",
+    }
+    human = Actor(kind="human", id="h", role="human")
+    assert _matching(readable_q(policies, human, vendor=connection.vendor), rows) == set(rows)
