@@ -27,7 +27,7 @@ from memoryhub.actors import Actor
 from memoryhub.agents.authentication import agent_for_token
 from memoryhub.events.models import Event
 from memoryhub.events.publisher import GROUP, event_frame, event_meta
-from memoryhub.events.visibility import EventFilter
+from memoryhub.events.visibility import EventFilter, frame_without_content
 from policies.decide import decide_read, glob_match
 from policies.selectors import policy_set
 
@@ -218,6 +218,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         ):
             return
         if any(self._wanted(namespace) for namespace in meta.get("namespaces") or [meta["namespace"]]):
+            if self.filter.hides_content(type=kind, namespace=meta["namespace"]):
+                frame = frame_without_content(frame)
             await self.send(text_data=frame)
         if kind == "context.sent":
             entry = json.loads(frame)["event"].get("after") or {}
