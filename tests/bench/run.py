@@ -7,6 +7,7 @@ same run.
     python -m tests.bench.run inbox-scale     # issue 3c: inbox fetch latency at 1,000 and 1,000,000 entries
     python -m tests.bench.run stream          # issue 3b: commit -> websocket delivery, 100 sockets, 2 daphnes
     python -m tests.bench.run coordination    # issue 4: lock and task cycles next to raw-SQL and DRF floors
+    python -m tests.bench.run flood           # issue 12: victims' p99 while one agent floods the hub
 
 Options: --duration S (measured seconds per case), --warmup S, --rounds N (interleave and keep the
 median), --layouts a,b (REST layouts: gunicorn-sync, gunicorn-gthread, gunicorn-gthread2, daphne,
@@ -32,6 +33,7 @@ SUITES = {
     "inbox-scale": "tests.bench.bench_inbox:run_scale",
     "stream": "tests.bench.bench_stream:run",
     "coordination": "tests.bench.bench_coordination:run",
+    "flood": "tests.bench.bench_flood:run",
 }
 
 

@@ -18,6 +18,7 @@ SUITE_TITLES = {
     "inbox-scale": "Inbox fetch against table size (issue 3c)",
     "stream": "Websocket delivery (issue 3b): 100 sockets, 2,500 deliveries/s, 2 daphne + Redis",
     "coordination": "Locks and tasks (issue 4): 16 agents",
+    "flood": "One agent flooding (issue 12): 8 victims' p99 with and without the flood",
 }
 
 
