@@ -84,6 +84,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "memoryhub.requestlog.RequestLogMiddleware",  # outermost: times and logs every answer, refusals too
+    # Then the rate limit: a refused request costs nothing else (memoryhub.api.ratelimit).
+    "memoryhub.api.ratelimit.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "memoryhub.api.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -188,7 +190,6 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
-CACHES["throttle"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE = {
@@ -261,7 +262,10 @@ REST_FRAMEWORK: dict[str, Any] = {
         "memoryhub.agents.authentication.HumanSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["memoryhub.api.permissions.IsHubCaller"],
-    "DEFAULT_THROTTLE_CLASSES": ["memoryhub.api.throttling.CallerRateThrottle"],
+    # Rate limits are a middleware (memoryhub.api.ratelimit), decided before authentication.
+    "DEFAULT_THROTTLE_CLASSES": [],
+    # Proxies in front of the hub: the client address is then read from X-Forwarded-For.
+    "NUM_PROXIES": env_int("MEMORYHUB_NUM_PROXIES", 0) or None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["memoryhub.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "memoryhub.api.schema.HubAutoSchema",
@@ -292,10 +296,15 @@ MEMORYHUB_MAX_JSON_DEPTH = env_int("MEMORYHUB_MAX_JSON_DEPTH", 100)
 MEMORYHUB_IDEMPOTENCY_TTL_SECONDS = env_int("MEMORYHUB_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 # How long a lock request may wait (the API's ceiling is 30 s): a waiting request keeps its sync worker.
 MEMORYHUB_MAX_LOCK_WAIT_SECONDS = min(env_int("MEMORYHUB_MAX_LOCK_WAIT_SECONDS", 30), 30)
-# Requests per caller per window ("6000/min", "100/s", "off"): stops a runaway agent hammering the hub.
+# Requests per caller ("6000/min", "100/s", "off"), in bursts of at most MEMORYHUB_RATE_LIMIT_BURST
+# (unset: one second's worth, at least 10): a runaway agent cannot slow the others down.
 MEMORYHUB_RATE_LIMIT = env_str("MEMORYHUB_RATE_LIMIT", "6000/min")
-# Count it per server process (free) or across processes in Redis (one round trip per request).
-MEMORYHUB_RATE_LIMIT_SHARED = env_bool("MEMORYHUB_RATE_LIMIT_SHARED", False)
+MEMORYHUB_RATE_LIMIT_BURST: int | None = env_int("MEMORYHUB_RATE_LIMIT_BURST", 0) or None
+# Failed authentications per client address before its unrecognised requests are refused unread.
+MEMORYHUB_AUTH_FAILURE_LIMIT = env_str("MEMORYHUB_AUTH_FAILURE_LIMIT", "30/min")
+# Counted across all server processes in Redis where there is one (one round trip per request),
+# else per process.
+MEMORYHUB_RATE_LIMIT_SHARED = env_bool("MEMORYHUB_RATE_LIMIT_SHARED", bool(REDIS_URL))
 MEMORYHUB_EPISODIC_RETENTION_DAYS = env_int("MEMORYHUB_EPISODIC_RETENTION_DAYS", 30)
 # How often an idle websocket consumer re-reads the log, so an event whose publish was lost still
 # reaches it (the log, not the channel layer, is the source of truth).

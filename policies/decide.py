@@ -127,7 +127,9 @@ def _self_part(pattern: str, match: re.Match[str]) -> str | None:
 
 
 def role_allowed(roles: Sequence[str], actor: Actor, self_part: str | None) -> bool:
-    if "*" in roles or actor.role in roles:
+    # `self` and `*` are words of the policy, never an agent's role (an agent given one before such
+    # roles were refused must not read every `self` namespace).
+    if "*" in roles or (actor.role in roles and actor.role not in ("self", "*")):
         return True
     return "self" in roles and self_part is not None and self_part == actor.id
 

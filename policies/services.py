@@ -9,6 +9,7 @@ from typing import Any
 from django.db import models, transaction
 
 from memoryhub.actors import Actor
+from memoryhub.agents.names import POLICY_WORDS, policy_role_error
 from memoryhub.errors import Invalid
 from memoryhub.events.services import NewEvent, events_append
 
@@ -68,14 +69,26 @@ def _text(value: Any, where: str, name: str, *, required: bool = True) -> str:
     return value.strip()
 
 
-def _roles(value: Any, where: str, name: str, *, allow_empty: bool = True) -> list[str]:
+def _roles(
+    value: Any, where: str, name: str, *, allow_empty: bool = True, words: frozenset[str] = frozenset({"*"})
+) -> list[str]:
+    """A list of role names, each one or one of `words` (`*`, and `self` where it means something)."""
     if value is None:
         value = []
     if not isinstance(value, list) or not all(isinstance(r, str) and r.strip() for r in value):
         raise Invalid(f"{where}: {name} must be a list of role names", entry=where, field=name)
     if not value and not allow_empty:
         raise Invalid(f"{where}: {name} must name at least one role", entry=where, field=name)
-    return [r.strip() for r in value]
+    roles = [r.strip() for r in value]
+    for role in roles:
+        _check_role(role, where, name, words=words)
+    return roles
+
+
+def _check_role(role: str, where: str, name: str, *, words: frozenset[str] = frozenset()) -> str:
+    if problem := policy_role_error(role, words=words):
+        raise Invalid(f"{where}: {name}: {problem}", entry=where, field=name)
+    return role
 
 
 def _positive(value: Any, where: str, name: str, *, default: int | None) -> int | None:
@@ -97,10 +110,13 @@ def normalize_entry(kind: str, raw: Any, where: str) -> dict[str, Any]:
         mode = raw.get("write_mode", "optimistic")
         if mode not in WRITE_MODES:
             raise Invalid(f"{where}: write_mode must be one of {list(WRITE_MODES)}", entry=where, field="write_mode")
+        pattern = _text(raw.get("pattern"), where, "pattern")
+        # `self` is the agent whose id the trailing `*` matched: without one it names nobody.
+        words = POLICY_WORDS if pattern.endswith("*") else frozenset({"*"})
         return {
-            "pattern": _text(raw.get("pattern"), where, "pattern"),
-            "readers": _roles(raw.get("readers"), where, "readers"),
-            "writers": _roles(raw.get("writers"), where, "writers"),
+            "pattern": pattern,
+            "readers": _roles(raw.get("readers"), where, "readers", words=words),
+            "writers": _roles(raw.get("writers"), where, "writers", words=words),
             "write_mode": mode,
             "default_ttl_seconds": _positive(
                 raw.get("default_ttl_seconds"), where, "default_ttl_seconds", default=None
@@ -116,8 +132,8 @@ def normalize_entry(kind: str, raw: Any, where: str) -> dict[str, Any]:
         }
     return {
         "resource": _text(raw.get("resource"), where, "resource"),
-        "role": _text(raw.get("role"), where, "role"),
-        "defers_to": _text(raw.get("defers_to"), where, "defers_to"),
+        "role": _check_role(_text(raw.get("role"), where, "role"), where, "role"),
+        "defers_to": _check_role(_text(raw.get("defers_to"), where, "defers_to"), where, "defers_to"),
         "window_seconds": _positive(raw.get("window_seconds"), where, "window_seconds", default=300),
     }
 

@@ -138,6 +138,7 @@ def _fresh_channel_layer():
 def _fast_hashers(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEMORYHUB_RATE_LIMIT = os.environ.get("MEMORYHUB_TEST_RATE_LIMIT", "off")
+    settings.MEMORYHUB_AUTH_FAILURE_LIMIT = "off"  # tests send bad tokens on purpose, all from one address
     settings.MEMORYHUB_INPROCESS_SWEEPER = False  # tests run sweepers explicitly
 
 

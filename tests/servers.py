@@ -64,6 +64,7 @@ def server(*, kind: str = "daphne", env: dict[str, str] | None = None, port: int
         "DATABASE_URL": test_database_url(),
         "DJANGO_SETTINGS_MODULE": "memoryhub.settings",
         "MEMORYHUB_RATE_LIMIT": "off",
+        "MEMORYHUB_AUTH_FAILURE_LIMIT": "off",
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }

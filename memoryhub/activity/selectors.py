@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from memoryhub.actors import Actor
 from memoryhub.events.models import Event
-from memoryhub.events.serializers import event_to_dict
 from memoryhub.events.visibility import EventFilter
 from memoryhub.locks.events import MULTI_RESOURCE_TYPES, event_names
 from memoryhub.locks.holds import hold_covering
@@ -68,7 +67,7 @@ def activity_for(
     return {
         "resource": resource,
         "window_seconds": window_seconds,
-        "events": [event_to_dict(event) for event in reversed(recent)],
+        "events": [visible.shown(event) for event in reversed(recent)],
         "proceed": deference.proceed,
         "defer_to": deference.defer_to,
         "reason": deference.reason,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -33,6 +34,12 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.role})"
+
+    def clean(self) -> None:
+        from .names import reserved_name_errors
+
+        if errors := reserved_name_errors(agent_id=self.id, role=self.role):
+            raise ValidationError(errors)
 
     # DRF treats request.user as a user: an authenticated agent is one, but never staff.
     is_authenticated = True

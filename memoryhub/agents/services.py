@@ -31,7 +31,8 @@ def agent_create(*, actor: Actor, agent_id: str, role: str, description: str = "
     try:
         agent.full_clean()
     except ValidationError as exc:
-        raise Invalid("invalid agent", **exc.message_dict)
+        problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items())
+        raise Invalid(f"invalid agent ({problems})", **exc.message_dict)
     with transaction.atomic():
         if Agent.objects.filter(id=agent_id).exists():
             raise Invalid(f"agent {agent_id!r} already exists", id=["already exists"])

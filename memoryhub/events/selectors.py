@@ -8,7 +8,6 @@ from policies.decide import glob_to_regex
 from policies.selectors import policies_for
 
 from .models import Event
-from .serializers import event_to_dict
 from .visibility import EventFilter
 
 SCAN_BATCH = 500
@@ -58,7 +57,7 @@ def events_visible(
             cursor = event.seq
             scanned += 1
             if visible.visible_row(event):
-                results.append(event_to_dict(event))
+                results.append(visible.shown(event))
                 if len(results) >= limit:
                     break
         if len(batch) < SCAN_BATCH:

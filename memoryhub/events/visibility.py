@@ -1,11 +1,30 @@
 """Which events a caller may see: its own, those addressed to it or its role, and those in namespaces
 it may read (humans see all). An event touching several namespaces (`Event.namespaces`) needs every
-one of them readable. The one rule: the REST log, activity, the websocket and the dashboard ask it."""
+one of them readable. The one rule: the REST log, activity, the websocket and the dashboard ask it.
+Its own writes to a namespace it may write but not read are shown without their content
+(`before`/`after`): they hold what other writers wrote."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from memoryhub.actors import Actor
 from policies.decide import PolicySet, decide_read
+
+from .serializers import event_to_dict
+
+
+def holds_content(type: str) -> bool:
+    """Events whose before/after hold a memory's content (a refusal's, its current state)."""
+    return type.startswith("memory.") or type == "conflict.rejected"
+
+
+def frame_without_content(frame: str) -> str:
+    """A websocket event frame with its `before`/`after` emptied."""
+    message = json.loads(frame)
+    message["event"]["before"] = message["event"]["after"] = None
+    return json.dumps(message)
 
 
 class EventFilter:
@@ -42,6 +61,18 @@ class EventFilter:
         if audience and not self._audience.isdisjoint(audience):
             return True
         return all(bool(name) and self.namespace_readable(name) for name in (namespaces or [namespace]))
+
+    def hides_content(self, *, type: str, namespace: str) -> bool:
+        """Whether a visible event must be shown without before/after: a memory event in a namespace
+        the caller may not read, which it sees because it is its own."""
+        return self.actor.kind == "agent" and holds_content(type) and not self.namespace_readable(namespace)
+
+    def shown(self, event) -> dict[str, Any]:
+        """A visible event as the caller is shown it."""
+        shown = event_to_dict(event)
+        if self.hides_content(type=event.type, namespace=event.namespace):
+            shown["before"] = shown["after"] = None
+        return shown
 
     def visible_row(self, event) -> bool:
         return self.visible(

@@ -51,13 +51,15 @@ class MemoryOutput(serializers.Serializer):
     namespace = serializers.CharField()
     key = serializers.CharField()
     kind = serializers.CharField()
-    content = serializers.JSONField()
+    content = serializers.JSONField(
+        required=False, help_text="Absent in answers to a writer that may not read the namespace."
+    )
     version = serializers.IntegerField()
     created_by = serializers.CharField()
     updated_by = serializers.CharField()
     updated_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
-    reason = serializers.CharField()
+    reason = serializers.CharField(required=False, help_text="Absent, as content is.")
     seq = serializers.IntegerField(required=False, help_text="Seq of the event this write produced.")
 
 
@@ -70,8 +72,10 @@ WRITE_HEADERS = [
 
 
 def _written(result, code=status.HTTP_200_OK) -> Response:
-    body = {**memory_to_dict(result.memory), "seq": result.event.seq}
-    if result.memory.deleted_at is not None:
+    # A writer that may not read the namespace gets the new version and metadata, no content: a
+    # PATCH's result holds what other writers wrote.
+    body = {**memory_to_dict(result.memory, readable=result.readable), "seq": result.event.seq}
+    if result.memory.deleted_at is not None and result.readable:
         body["content"] = None
     return Response(body, status=code, headers={"ETag": f'"{result.memory.version}"'})
 

@@ -30,8 +30,11 @@ MEMORY_EVENT_TYPES = (
 CONTENT_EVENT_TYPES = ("memory.created", "memory.updated", "memory.reverted")
 
 
-def memory_to_dict(memory: Memory) -> dict[str, Any]:
-    return {
+def memory_to_dict(memory: Memory, *, readable: bool = True) -> dict[str, Any]:
+    """The memory as the API shows it. A caller that may write the namespace but not read it
+    (`readable=False`) learns that the memory exists, its version, who wrote it and when, never what
+    it holds: no `content`, no `reason` (another writer's words)."""
+    shown: dict[str, Any] = {
         "namespace": memory.namespace,
         "key": memory.key,
         "kind": memory.kind,
@@ -44,6 +47,9 @@ def memory_to_dict(memory: Memory) -> dict[str, Any]:
         "expires_at": iso(memory.expires_at),
         "reason": memory.reason,
     }
+    if not readable:
+        del shown["content"], shown["reason"]
+    return shown
 
 
 def _live(queryset):

@@ -30,7 +30,7 @@ from memoryhub.events.models import Event
 from memoryhub.events.services import event_append, event_record
 from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.selectors import current_exclusive_lease
-from policies.decide import Decision, changed_fields, decide_read, decide_write, field_violations
+from policies.decide import Decision, changed_fields, decide_read, decide_write, field_owners, field_violations
 from policies.selectors import policies_for
 
 from .content import check_names, content_size, merge_patch
@@ -46,6 +46,7 @@ DELETED = object()  # what a delete "writes"
 class WriteResult:
     memory: Memory
     event: Event
+    readable: bool = True  # may the writer read the namespace? If not, it is shown no content
 
 
 def _live(memory: Memory | None, now: datetime | None = None) -> Memory | None:
@@ -100,6 +101,7 @@ def _write(
     kind: str | None = None,
     ttl_seconds: int | None = None,
     reason: str = "",
+    named_fields: set[str] | None = None,
 ) -> WriteResult:
     check_names(namespace, key)
     if kind is not None and kind not in MemoryKind.values:
@@ -110,6 +112,9 @@ def _write(
     decision: Decision = decide_write(policies, actor, namespace)
     if not decision.allowed:
         raise Forbidden(decision.reason, **decision.details())
+    # A namespace may be writable but not readable (a drop box): refusals then tell such a writer
+    # the version and metadata it needs to write, never the content (see memory_to_dict).
+    readable = decide_read(policies, actor, namespace).allowed
     resource = f"{namespace}/{key}"
     if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
         raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
@@ -117,7 +122,9 @@ def _write(
     for attempt in (1, 2):
         try:
             read = (
-                _read_unless_stale(actor, namespace, key, op, if_match=if_match, if_none_match=if_none_match)
+                _read_unless_stale(
+                    actor, namespace, key, op, if_match=if_match, if_none_match=if_none_match, readable=readable
+                )
                 if conditional
                 else None
             )
@@ -138,6 +145,8 @@ def _write(
                         reason=reason,
                         policies=policies,
                         decision=decision,
+                        readable=readable,
+                        named_fields=named_fields,
                     )
                 except (VersionConflict, StaleFencingToken) as error:
                     # Refused before anything was written (the checks come first, and a conditional
@@ -155,7 +164,7 @@ def _write(
 
 
 def _read_unless_stale(
-    actor: Actor, namespace: str, key: str, op: str, *, if_match: int | None, if_none_match: bool
+    actor: Actor, namespace: str, key: str, op: str, *, if_match: int | None, if_none_match: bool, readable: bool
 ) -> Memory | None:
     """A conditional write's unlocked read of the row, before its transaction: a write already stale
     is refused (its refusal recorded in a transaction of its own) without opening one."""
@@ -163,7 +172,9 @@ def _read_unless_stale(
     live = _live(memory)
     if live is not None or op == "put":  # else the transaction answers 404
         try:
-            _check_preconditions(namespace, key, live, if_match=if_match, if_none_match=if_none_match)
+            _check_preconditions(
+                namespace, key, live, if_match=if_match, if_none_match=if_none_match, readable=readable
+            )
         except VersionConflict as error:
             _record_conflict(actor=actor, namespace=namespace, key=key, error=error)
             raise
@@ -171,11 +182,18 @@ def _read_unless_stale(
 
 
 def _check_preconditions(
-    namespace: str, key: str, live: Memory | None, *, if_match: int | None, if_none_match: bool
+    namespace: str,
+    key: str,
+    live: Memory | None,
+    *,
+    if_match: int | None,
+    if_none_match: bool,
+    readable: bool = True,
 ) -> None:
     """412 when `If-None-Match: *` meets a live memory, or `If-Match` is not the live version (`live`:
-    the memory as readers see it, None when absent, deleted or expired)."""
-    current = memory_to_dict(live) if live is not None else None
+    the memory as readers see it, None when absent, deleted or expired). `current` in the refusal,
+    and so in its conflict.rejected record, holds the content only for a caller that may read it."""
+    current = memory_to_dict(live, readable=readable) if live is not None else None
     resource = f"{namespace}/{key}"
     if if_none_match and live is not None:
         raise VersionConflict(f"{resource} already exists", current=current)
@@ -184,6 +202,20 @@ def _check_preconditions(
             f"{resource} is at version {live.version if live is not None else 'none'}, not {if_match}",
             current=current,
         )
+
+
+def _fields_touched_blind(
+    policies, namespace: str, live: Memory | None, new_content: Any, named_fields: set[str] | None
+) -> set[str]:
+    """The fields a write by a caller that may not read the namespace counts as changing, decided
+    without looking at the content it may not see: which owned fields differ would answer whether a
+    guessed value is right. A patch touches the fields it names; a new memory the fields it has; a
+    replace or delete of a live one every field (the caller cannot keep an owned value it cannot read)."""
+    if named_fields is not None:
+        return named_fields
+    if live is None:
+        return set(new_content) if isinstance(new_content, dict) else set()
+    return set(field_owners(policies, namespace))
 
 
 def _write_in_transaction(
@@ -202,6 +234,8 @@ def _write_in_transaction(
     reason,
     policies,
     decision,
+    readable,
+    named_fields,
 ) -> WriteResult:
     """The write, in `_write`'s transaction: every refusal is raised before anything is written."""
     resource = f"{namespace}/{key}"
@@ -218,7 +252,7 @@ def _write_in_transaction(
     live = live_memory is not None
     if live_memory is None and op != "put":
         raise NotFound(f"no memory {resource}")
-    _check_preconditions(namespace, key, live_memory, if_match=if_match, if_none_match=if_none_match)
+    _check_preconditions(namespace, key, live_memory, if_match=if_match, if_none_match=if_none_match, readable=readable)
     mode = decision.write_mode
     if mode == "optimistic" and live_memory is not None and if_match is None and op != "revert":
         raise PreconditionRequired(current_version=live_memory.version)
@@ -234,9 +268,16 @@ def _write_in_transaction(
         size = content_size(new_content)
         limit = (decision.rule.max_content_bytes if decision.rule else None) or settings.MEMORYHUB_MAX_CONTENT_BYTES
         if size > limit:
+            if not readable and op == "patch":  # the merged size would tell how much others wrote
+                raise TooLarge(f"the patched content would be over the {limit} bytes {namespace} allows", limit=limit)
             raise TooLarge(f"content is {size} bytes; {namespace} allows {limit}", size=size, limit=limit)
     violations = field_violations(
-        policies, actor, namespace, changed_fields(before or {}, {} if deleting else new_content)
+        policies,
+        actor,
+        namespace,
+        changed_fields(before or {}, {} if deleting else new_content)
+        if readable
+        else _fields_touched_blind(policies, namespace, live_memory, new_content, named_fields),
     )
     if violations:
         owners = "; ".join(f"{name!r} is owned by {', '.join(roles)}" for name, roles in violations.items())
@@ -267,7 +308,9 @@ def _write_in_transaction(
     elif not memory_save_existing(memory, unchanged_since=read_at):
         # Written or expired by someone else since it was read: the precondition decides again.
         fresh = fetch_memory(namespace, key)
-        _check_preconditions(namespace, key, _live(fresh, now), if_match=if_match, if_none_match=if_none_match)
+        _check_preconditions(
+            namespace, key, _live(fresh, now), if_match=if_match, if_none_match=if_none_match, readable=readable
+        )
         raise VersionConflict(f"{resource} changed while it was being written", current=None)
     event_type = {
         "delete": "memory.deleted",
@@ -284,7 +327,7 @@ def _write_in_transaction(
         after=None if deleting else new_content,
         reason=reason,
     )
-    return WriteResult(memory, event)
+    return WriteResult(memory, event, readable)
 
 
 def memory_put(
@@ -340,6 +383,7 @@ def memory_patch(
         if_match=if_match,
         fencing_token=fencing_token,
         reason=reason,
+        named_fields=set(patch) if isinstance(patch, dict) else None,
     )
 
 

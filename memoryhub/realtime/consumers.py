@@ -34,18 +34,21 @@ from django.conf import settings
 from memoryhub import metrics
 from memoryhub.actors import Actor
 from memoryhub.agents.authentication import agent_for_token
+from memoryhub.agents.models import AgentToken, token_digest
 from memoryhub.api.params import parse_int
 from memoryhub.api.parsers import UNSTORABLE
 from memoryhub.errors import Invalid
 from memoryhub.events.models import Event
 from memoryhub.events.publisher import GROUP, event_frame, event_meta
-from memoryhub.events.visibility import EventFilter
+from memoryhub.events.visibility import EventFilter, frame_without_content
 from policies.decide import decide_read, glob_match
 from policies.selectors import policy_set
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
+# The agent's tokens changed (revoked, or rotated with the old ones revoked): is ours still good?
+TOKEN_EVENTS = ("agent.token_revoked", "agent.token_created")
 BATCH = 500
 GAP_GRACE_SECONDS = 0.05
 # How long one attempt to subscribe may take (Redis paused: forever), and the longest pause between
@@ -57,7 +60,8 @@ log = logging.getLogger(__name__)
 
 
 @database_sync_to_async
-def _authenticate(scope) -> tuple[Actor | None, int]:
+def _authenticate(scope) -> tuple[Actor | None, int, str]:
+    """The caller, the close code refusing it (0: none), and the digest of its token if it used one."""
     headers = dict(scope.get("headers", []))
     raw = headers.get(b"authorization", b"").decode("latin1")
     scheme, _, token = raw.partition(" ")
@@ -66,17 +70,22 @@ def _authenticate(scope) -> tuple[Actor | None, int]:
         # policy changes (see _load_policies).
         found = agent_for_token(token.strip())
         if found is None:
-            return None, CLOSE_UNAUTHENTICATED
+            return None, CLOSE_UNAUTHENTICATED, ""
         agent, _ = found
         if agent.is_suspended:
-            return None, CLOSE_FORBIDDEN
-        return Actor.for_agent(agent), 0
+            return None, CLOSE_FORBIDDEN, ""
+        return Actor.for_agent(agent), 0, token_digest(token.strip())
     user = scope.get("user")
     if user is not None and user.is_authenticated:
         if not user.is_staff:
-            return None, CLOSE_FORBIDDEN
-        return Actor.for_user(user), 0
-    return None, CLOSE_UNAUTHENTICATED
+            return None, CLOSE_FORBIDDEN, ""
+        return Actor.for_user(user), 0, ""
+    return None, CLOSE_UNAUTHENTICATED, ""
+
+
+@database_sync_to_async
+def _token_active(digest: str) -> bool:
+    return AgentToken.objects.filter(digest=digest, revoked_at=None).exists()
 
 
 @database_sync_to_async
@@ -96,6 +105,7 @@ def _load_policies():
 
 class EventStreamConsumer(AsyncWebsocketConsumer):
     actor: Actor
+    digest: str  # of the token the socket authenticated with ("" for a session)
     cursor: int
     namespaces: list[str]
     channel_name = ""
@@ -112,7 +122,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await await_many_dispatch([receive], self.dispatch)
 
     async def connect(self) -> None:
-        actor, refusal = await _authenticate(self.scope)
+        actor, refusal, self.digest = await _authenticate(self.scope)
         if actor is None:
             # Accept first: a close frame before accepting becomes a plain HTTP 403 without our code.
             await self.accept()
@@ -281,10 +291,13 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         kind = meta["type"]
         if kind == "policy.changed":
             self.filter.reset(await _load_policies())
-        if kind == "agent.suspended" and self.actor.is_agent and meta["resource"] == f"agent:{self.actor.id}":
-            await self.send(text_data=frame)
-            self.closed = True
-            await self.close(code=CLOSE_FORBIDDEN)
+        mine = self.actor.is_agent and meta["resource"] == f"agent:{self.actor.id}"
+        if mine and kind == "agent.suspended":
+            await self._send_and_close(frame, CLOSE_FORBIDDEN)
+            return
+        if mine and kind in TOKEN_EVENTS and not await _token_active(self.digest):
+            # Revoked or rotated away: the socket ends as a new one with this token would be refused.
+            await self._send_and_close(frame, CLOSE_UNAUTHENTICATED)
             return
         if not self.filter.visible(
             namespace=meta["namespace"],
@@ -295,11 +308,18 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         ):
             return
         if any(self._wanted(namespace) for namespace in meta.get("namespaces") or [meta["namespace"]]):
+            if self.filter.hides_content(type=kind, namespace=meta["namespace"]):
+                frame = frame_without_content(frame)
             await self.send(text_data=frame)
         if kind == "context.sent":
             entry = json.loads(frame)["event"].get("after") or {}
             if self._addressed_to_me(entry):
                 await self.send(text_data=json.dumps({"type": "context", "entry": entry}))
+
+    async def _send_and_close(self, frame: str, code: int) -> None:
+        await self.send(text_data=frame)
+        self.closed = True
+        await self.close(code=code)
 
     def _wanted(self, namespace: str) -> bool:
         return not self.namespaces or any(glob_match(glob, namespace) for glob in self.namespaces)

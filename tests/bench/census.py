@@ -23,7 +23,7 @@ _redis_calls = threading.local()
 
 @contextmanager
 def counting_redis():
-    """Count Redis commands from the sync client (cache, throttle) and the async one (channel layer)."""
+    """Count Redis commands from the sync client (cache, rate limits) and the async one (channel layer)."""
     import redis.asyncio.client as async_client
     import redis.client as sync_client
 
@@ -163,6 +163,25 @@ def main(argv: list[str] | None = None) -> None:
         entry = inbox_send().json()["id"]
         return hub.post("/api/v1/inbox/ack/", {"ids": [entry]}, content_type=json_type)
 
+    from django.test import override_settings
+
+    flooder = client(create_agents("census-flooder", 1, bench_memories.ROLE)[0]["token"])
+
+    def over_its_rate():
+        with override_settings(MEMORYHUB_RATE_LIMIT="1/hour"):  # the first call is let in, then 429
+            return flooder.get("/api/v1/memories/bench:keys/k0/")
+
+    stranger = Client()
+
+    def bad_token(limit: str):
+        def call():
+            with override_settings(MEMORYHUB_AUTH_FAILURE_LIMIT=limit):
+                return stranger.get(
+                    "/api/v1/memories/bench:keys/k0/", headers={"Authorization": f"Bearer mh_{time.perf_counter_ns()}"}
+                )
+
+        return call
+
     operations: list[tuple[str, Callable[[], Any], int]] = [
         ("floor read (token lookup)", lambda: hub.get("/api/bench/floor/read/"), 1),
         ("memory GET", lambda: hub.get("/api/v1/memories/bench:keys/k0/"), 1),
@@ -175,6 +194,10 @@ def main(argv: list[str] | None = None) -> None:
         ("inbox send", inbox_send, 1),
         ("inbox fetch (unread)", lambda: hub.get("/api/v1/inbox/?state=unread&limit=100"), 1),
         ("inbox send + bulk ack", inbox_ack, 2),
+        ("refused: over its rate (429)", over_its_rate, 1),
+        ("unknown token (401)", bad_token("off"), 1),
+        # Last: the address is then over its failure limit, and tokens not seen before are refused.
+        ("refused: unknown token, failing address", bad_token("1/hour"), 1),
     ]
     rows = []
     for name, call, requests in operations:
@@ -196,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         "\nSQL: statements sent, BEGIN and COMMIT included; writes: INSERT/UPDATE/DELETE; locks: FOR UPDATE or "
-        "the event-sequence row; svpt: savepoints; redis: commands (throttle cache and channel layer). "
+        "the event-sequence row; svpt: savepoints; redis: commands (rate limits and channel layer). "
         "Time: this process alone, no HTTP server; --sql lists the statements."
     )
     if args.sql:

@@ -11,6 +11,7 @@ same run.
     python -m tests.bench.run embedded        # issue 17: make run's server against gunicorn sync x4, one SQLite file
     python -m tests.bench.run search          # issue 13: search p50/p99 at 10k and 1M memories, HNSW recall@10
     python -m tests.bench.run search-writes   # issue 13: memory writes/s with the lexical index against without
+    python -m tests.bench.run flood           # issue 12: victims' p99 while one agent floods the hub
 
 Options: --duration S (measured seconds per case), --warmup S, --rounds N (interleave and keep the
 median), --layouts a,b (REST layouts: gunicorn-sync, gunicorn-gthread, gunicorn-gthread2, daphne,
@@ -41,6 +42,7 @@ SUITES = {
     "search": "tests.bench.bench_search:run",
     "search-here": "tests.bench.bench_search:run_here",
     "search-writes": "tests.bench.bench_search:run_writes",
+    "flood": "tests.bench.bench_flood:run",
 }
 
 

@@ -19,6 +19,7 @@ SUITE_TITLES = {
     "stream": "Websocket delivery (issue 3b): 100 sockets, 2,500 deliveries/s, 2 daphne + Redis",
     "coordination": "Locks and tasks (issue 4): 16 agents",
     "embedded": "The embedded server (issue 17): inbox loop on one SQLite file, next to gunicorn sync x4",
+    "flood": "One agent flooding (issue 12): 8 victims' p99 with and without the flood",
 }
 
 

@@ -60,6 +60,7 @@ REVIEWER, DOCS, SALES, SUPPORT, LEAD = (
         ("customer:vip:acme", SUPPORT, True, False),
         ("billing:invoices", SALES, False, False),  # no policy matches: default deny
         ("code", DOCS, False, False),  # "code:*" needs the colon
+        ("agent:private:p1", agent("evil", "self"), False, False),  # `self` is no role (issue 12, L6)
     ],
 )
 def test_policy_table(namespace, actor, can_read, can_write):

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from memoryhub.actors import Actor
 from memoryhub.agents.models import Agent
+from memoryhub.agents.names import RESERVED_NAMES
 from memoryhub.events.models import Event
 from memoryhub.locks.models import Lease
 from memoryhub.memories.models import Memory
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         self.check_resources_have_writers(policies)
         self.check_lost_update_risk(policies)
         self.check_roles_exist(policies)
+        self.check_identities()
         self.check_lock_ttls()
         self.check_idempotent_writes()
         self.check_alerting()
@@ -123,6 +125,23 @@ class Command(BaseCommand):
             )
         else:
             self.ok("policies name real roles", f"{len(roles)} roles in use")
+
+    def check_identities(self) -> None:
+        # Agents created before reserved names were refused (see memoryhub.agents.names).
+        roles = set(Agent.objects.values_list("role", flat=True).distinct())
+        confused = sorted(
+            f"{agent.id} ({agent.role})"
+            for agent in Agent.objects.all()
+            if agent.id in RESERVED_NAMES or agent.role in RESERVED_NAMES or agent.id in roles
+        )
+        if confused:
+            self.fail(
+                "identities are distinct",
+                f"agent(s) {', '.join(confused[:5])} use a reserved word or a role name as id",
+                "suspend them and create agents with other names",
+            )
+        else:
+            self.ok("identities are distinct", "no agent id is a role name or a reserved word")
 
     def check_lock_ttls(self) -> None:
         now = timezone.now()
