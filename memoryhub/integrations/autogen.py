@@ -107,7 +107,7 @@ class HubMemory(Memory):
         last = str(messages[-1].content) if messages else ""
         found = await self.query(last) if last else MemoryQueryResult(results=[])
         if found.results:
-            lines = [f"{i}. {item.content}" for i, item in enumerate(found.results, 1)]
+            lines = [f"{i}. {item.content!s}" for i, item in enumerate(found.results, 1)]
             await model_context.add_message(
                 SystemMessage(content="\nRelevant memory content (in chronological order):\n" + "\n".join(lines) + "\n")
             )

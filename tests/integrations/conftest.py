@@ -10,14 +10,15 @@ import pytest
 
 from memoryhub.client import AsyncHubClient, HubClient
 
-# CrewAI cannot share an environment with the mcp extra (it pins mcp<2 and openai<3): its tests run
-# in a virtualenv of their own (`make test-crewai`, which sets MEMORYHUB_REQUIRE_CREWAI=1).
-SEPARATE_ENVIRONMENT = {"crewai"}
+# Frameworks that cannot share the main environment (openai-agents pins websockets<17; crewai pins mcp<2
+# and openai<3): their tests run in virtualenvs of their own (`make test-openai-agents`, `make
+# test-crewai`, which set MEMORYHUB_REQUIRE_<EXTRA>=1).
+SEPARATE_ENVIRONMENT = {"crewai", "openai-agents"}
 
 
 def require(module: str, extra: str):
     """The framework, or a skip locally. In CI (CI=true) a missing framework fails the run, so the
-    integration tests never go quietly unrun; CrewAI's only where MEMORYHUB_REQUIRE_CREWAI=1."""
+    integration tests never go quietly unrun; those in SEPARATE_ENVIRONMENT only where MEMORYHUB_REQUIRE_<EXTRA>=1."""
     try:
         return pytest.importorskip(module, reason=f"pip install memoryhub[{extra}]")
     except pytest.skip.Exception:
