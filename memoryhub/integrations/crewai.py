@@ -55,6 +55,12 @@ def _cosine(a: list[float], b: list[float]) -> float:
     return dot / norm if norm else 0.0
 
 
+def _record(content: dict[str, Any]) -> MemoryRecord:
+    record = MemoryRecord.model_validate(content)
+    record.embedding = content.get("embedding")
+    return record
+
+
 class HubStorage:
     """CrewAI's `StorageBackend` over a `HubClient`."""
 
@@ -70,7 +76,7 @@ class HubStorage:
         while True:
             page = self.hub.list_memories(namespace=self.namespace, limit=PAGE, offset=offset)
             offset += len(page)
-            records.extend(MemoryRecord.model_validate(m.content) for m in page if m.content)
+            records.extend(_record(m.content) for m in page if m.content)
             if len(page) < PAGE:
                 return records
 
@@ -110,7 +116,7 @@ class HubStorage:
             memory = self.hub.get(self.namespace, _names.key(record_id))
         except NotFound:
             return None
-        return MemoryRecord.model_validate(memory.content)
+        return _record(memory.content)
 
     def list_records(self, scope_prefix: str | None = None, limit: int = 200, offset: int = 0) -> list[MemoryRecord]:
         records = sorted(self._matching(scope_prefix), key=lambda r: r.created_at, reverse=True)
@@ -155,7 +161,8 @@ class HubStorage:
             self.update(record)
 
     def update(self, record: MemoryRecord) -> None:
-        body = record.model_dump(mode="json")
+        # CrewAI leaves the embedding out of its serialization (to spare prompt tokens): keep it too.
+        body = {**record.model_dump(mode="json"), "embedding": record.embedding}
         # Over the version read, re-read on a conflict: also in an optimistic namespace.
         self.hub.update(self.namespace, _names.key(record.id), lambda _: body, reason="crewai memory")
 

@@ -33,11 +33,6 @@ def embed(texts: list[str]) -> list[list[float]]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unresolved: CrewAI 1.15's Memory saves take ~5 s each here and recall() then finds nothing; "
-    "HubStorage's own methods are exercised below it, but the Memory-driven path is not yet shown to work",
-)
 def test_crewais_memory_remembers_recalls_and_forgets_through_the_hub(agent):
     namespace = unique("counter:crew")
     storage = HubStorage(agent("crew-1", "crew"), namespace=namespace)
@@ -74,11 +69,13 @@ def test_crewais_lock_store_takes_hub_leases_one_holder_at_a_time(agent):
     other = HubLockBackend(agent("crew-2", "crew"), ttl=10)
     lock_store.set_lock_backend(backend)
     try:
-        with lock_store.lock("chromadb_init") as _:
-            lease = LeaseRow.objects.get(agent_id="crew-1")
-            assert lease.active if hasattr(lease, "active") else True
-            with pytest.raises(TimeoutError), other("chromadb_init", timeout=0.5):
+        with lock_store.lock("chromadb init"):  # CrewAI's own lock(), through the backend
+            lease = LeaseRow.objects.get(agent_id="crew-1", released_at=None)
+            assert lease.resources == ["crewai:lock:chromadb.20init"] and lease.fencing_token > 0
+            with pytest.raises(TimeoutError), other("chromadb init", timeout=0.5):
                 pass
+        lease.refresh_from_db()
+        assert lease.release_reason == "released"  # released when the block ended
         inside: list[str] = []
         errors: list[BaseException] = []
 
