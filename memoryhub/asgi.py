@@ -10,13 +10,14 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from memoryhub.mcp.asgi import with_mcp  # noqa: E402
 from memoryhub.realtime.routing import websocket_urlpatterns  # noqa: E402
 from memoryhub.realtime.security import BrowserOriginValidator  # noqa: E402
 from memoryhub.sweepers import InProcessSweeper  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": with_mcp(django_asgi_app),  # /mcp/: MCP over Streamable HTTP (memoryhub.mcp)
         "websocket": BrowserOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

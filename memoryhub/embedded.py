@@ -39,6 +39,7 @@ from django.conf import settings  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
+from memoryhub.mcp.asgi import with_mcp  # noqa: E402
 from memoryhub.realtime.routing import websocket_urlpatterns  # noqa: E402
 from memoryhub.realtime.security import BrowserOriginValidator  # noqa: E402
 from memoryhub.settings import env_int  # noqa: E402
@@ -185,7 +186,8 @@ class EmbeddedApplication:
                 return
 
 
-application = InProcessSweeper(EmbeddedApplication())
+# /mcp/ (MCP over Streamable HTTP) is an ASGI app of its own, as on daphne (memoryhub.asgi).
+application = InProcessSweeper(with_mcp(EmbeddedApplication()))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -119,3 +119,30 @@ def test_agents_waiting_for_a_lock_leave_the_rest_threads_to_everyone_else(polic
                 thread.join(timeout=60)
         assert released.status_code == 200, released.text
         assert outcomes == {persona.id: 201 for persona in waiters}  # each got it in turn once it was free
+
+
+def test_the_embedded_server_serves_mcp_over_http(policies, make_agent):
+    """`make run` answers /mcp/ like daphne does: a tool call through the official client, as the token's
+    agent, lands in the log."""
+    pytest.importorskip("mcp")
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from memoryhub.events.models import Event
+
+    writer = make_agent("docs-1", "docs")
+
+    async def call(base: str):
+        async with (
+            httpx.AsyncClient(headers=bearer(writer), timeout=30) as http,
+            Client(streamable_http_client(f"{base}/mcp/", http_client=http)) as client,
+        ):
+            return await client.call_tool("memory_put", {"namespace": "code:style", "key": "mcp", "content": {"n": 1}})
+
+    with server(kind="embedded", env=EMBEDDED) as base:
+        refused = httpx.post(f"{base}/mcp/", json={})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthenticated")
+        result = asyncio.run(call(base))
+    assert not result.is_error, result
+    event = Event.objects.get(seq=result.structured_content["seq"])
+    assert (event.type, event.actor_id, event.resource) == ("memory.created", "docs-1", "code:style/mcp")
