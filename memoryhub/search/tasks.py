@@ -92,7 +92,6 @@ class _Worker:
 
 _worker: _Worker | None = None
 _worker_lock = threading.Lock()
-_last_enqueue = 0.0
 
 
 def _inprocess_worker() -> _Worker:
@@ -103,20 +102,38 @@ def _inprocess_worker() -> _Worker:
         return _worker
 
 
+class _Enqueuer:
+    """Production's side of the nudge: one daemon thread that sends the Celery task, so no request
+    ever waits on the broker (a paused Redis would hold `apply_async` for as long as the pause)."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        threading.Thread(target=self._run, name="memoryhub-embed-enqueue", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            try:
+                embed_pending.apply_async(retry=False)
+            except Exception:  # broker down: beat's periodic task (or the next write) picks the rows up
+                log.warning("search: could not enqueue embedding", exc_info=True)
+            time.sleep(NUDGE_SECONDS)  # at most one task per interval: each drains everything pending
+
+
+_enqueuer: _Enqueuer | None = None
+
+
 def embeddings_wanted() -> None:
-    """Called after a memory write commits: have its new version embedded soon."""
-    global _last_enqueue
+    """Called after a memory write commits: have its new version embedded soon, without waiting."""
+    global _enqueuer
     if getattr(settings, "MEMORYHUB_EMBED_INPROCESS", True):
         _inprocess_worker().nudge()
         return
-    now = time.monotonic()
-    if now - _last_enqueue < NUDGE_SECONDS:
-        return  # a task is already on its way; it drains everything pending
-    _last_enqueue = now
-    try:
-        embed_pending.apply_async(retry=False)
-    except Exception:  # broker down: beat's periodic task (or the next write) picks the rows up
-        log.warning("search: could not enqueue embedding", exc_info=True)
+    with _worker_lock:
+        if _enqueuer is None:
+            _enqueuer = _Enqueuer()
+    _enqueuer.wake.set()
 
 
 def embeddings_idle(timeout: float = 30.0) -> bool:
