@@ -16,6 +16,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from memoryhub.memories.models import Memory
+
 from . import schema
 from .embedders import Embedder, Unavailable, current_embedder, memory_text
 from .models import EmbedderState, Embedding, Pending
@@ -38,6 +40,10 @@ def vector_index_ensure(*, name: str, dimensions: int) -> None:
             return
         index = "search_embedding_hnsw_" + hashlib.sha1(f"{name}/{dimensions}".encode()).hexdigest()[:12]
         with connection.cursor() as cursor:
+            if connection.in_atomic_block:
+                # PostgreSQL refuses CREATE INDEX on a table while this transaction has deferred
+                # foreign-key checks pending: run them now.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(
                 f"CREATE INDEX IF NOT EXISTS {index} ON search_embedding "
                 f"USING hnsw ((vec::vector({int(dimensions)})) vector_cosine_ops) WHERE embedder = '{name}'"
@@ -113,6 +119,14 @@ def embeddings_update(*, batch: int = BATCH) -> int:
             item["vector"] = vector
         vector_index_ensure(name=embedder.name, dimensions=len(vectors[0]))
     with transaction.atomic():
+        if to_embed:
+            # A memory removed since it was read (pruned, or its test's data torn down) has no row to
+            # hang a vector on: lock the ones still there, so none goes while they are stored.
+            present = set(
+                Memory.objects.select_for_update().filter(id__in=[item["memory_id"] for item in to_embed])
+                .values_list("id", flat=True)
+            )
+            to_embed = [item for item in to_embed if item["memory_id"] in present]
         if to_embed:
             _store(embedder, to_embed)
         for memory_id, version in unchanged:

@@ -48,7 +48,9 @@ def test_two_agents_share_an_autogen_memory(hub_url, agent):
         b"\x00\x01raw",
     ]
     assert everything.results[2].metadata["f"] == 1 and everything.results[0].metadata["updated_by"] == "docs-1"
-    assert [item.content for item in acme.results] == ["Acme renews in March"]
-    assert [item.content for item in updated.memories.results] == ["Acme renews in March"]
+    # Hybrid search: the lexical match ranks first; once the embeddings land, semantic neighbours
+    # may follow it (nearest first), so only the head of the list is fixed.
+    assert acme.results[0].content == "Acme renews in March"
+    assert updated.memories.results[0].content == "Acme renews in March"
     assert isinstance(messages[-1], SystemMessage) and "1. Acme renews in March" in messages[-1].content
     assert cleared.results == []

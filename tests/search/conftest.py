@@ -3,7 +3,13 @@ helpers to write it through the memory service and to wait for its embeddings.""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -125,14 +131,17 @@ def embed_all() -> None:
 
 
 def wait_embedded(timeout: float = 60.0) -> None:
-    """Wait for the in-process background embedder (transactional tests): until nothing is pending."""
+    """Wait for the background embedder (transactional tests): until nothing is pending."""
+    from memoryhub.search.embedders import embedder_name
     from memoryhub.search.models import Pending
+    from memoryhub.search.services import embedder_reconciled
     from memoryhub.search.tasks import embeddings_idle
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         embeddings_idle(timeout=max(deadline - time.monotonic(), 0.1))
-        if not Pending.objects.exists():
+        # A new embedder first notes everything to re-embed: until then, nothing pending means nothing.
+        if embedder_reconciled(embedder_name()) and not Pending.objects.exists():
             return
         time.sleep(0.05)
     raise AssertionError("embeddings did not land in time")
@@ -143,3 +152,74 @@ def corpus(policies):
     write_corpus()
     embed_all()
     return CORPUS
+
+
+class EmbeddingWorker:
+    """Whoever computes embeddings in this configuration, really: the server's background thread in
+    the embedded default, or, with Redis configured, a Celery worker process on the test database.
+    `held()` keeps it from embedding; `restart(**env)` starts it again with other settings (an
+    operator changing the embedder restarts the workers)."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.celery = not settings.MEMORYHUB_EMBED_INPROCESS
+        self.process: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def held(self):
+        if self.celery:
+            self.stop()
+            try:
+                yield
+            finally:
+                self.start()
+        else:
+            from memoryhub.search.embedders import current_embedder
+
+            with current_embedder().model._lock:  # the embedder cannot tokenise while this is held
+                yield
+
+    def restart(self, **env: str) -> None:
+        for name, value in env.items():
+            setattr(self.settings, name, value)
+        self.env.update(env)
+        if self.celery:
+            self.stop()
+            self.start(nudge=False)  # nothing is sent until something wants embeddings
+
+    def start(self, *, nudge: bool = True) -> None:
+        from django.db import connection
+
+        db = connection.settings_dict
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+        log = Path(tempfile.mkdtemp(prefix="celery-")) / "worker.log"
+        command = [sys.executable, "-m", "celery", "-A", "memoryhub", "worker", "--pool=solo", "-l", "info"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        environment = {**os.environ, "DATABASE_URL": url, **self.env}
+        with log.open("w") as out:
+            self.process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while "ready." not in log.read_text():
+            assert self.process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the Celery worker did not start"
+            time.sleep(0.1)
+        if nudge:
+            from memoryhub.search.tasks import embeddings_wanted
+
+            embeddings_wanted()  # what a write would do: whatever is pending is picked up now
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@pytest.fixture
+def embedding_worker(settings):
+    worker = EmbeddingWorker(settings)
+    if worker.celery:
+        worker.start()
+    yield worker
+    worker.stop()

@@ -1,5 +1,6 @@
 """Embeddings are computed after commit, off the request path, by the in-process worker (embedded
-default); a changed embedder re-embeds in the background while search keeps answering."""
+default) or a real Celery worker (with Redis); a changed embedder re-embeds in the background while
+search keeps answering."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from memoryhub.actors import SYSTEM, Actor
 from memoryhub.memories.services import memory_put
-from memoryhub.search.embedders import LocalMiniLM, OpenAICompatible, current_embedder
+from memoryhub.search.embedders import LocalMiniLM, OpenAICompatible
 from memoryhub.search.models import Embedding, Pending
 from memoryhub.search.selectors import memories_search
 from memoryhub.search.services import embedding_backlog
@@ -22,10 +23,9 @@ HUMAN = Actor(kind="human", id="alice", role="human")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_write_returns_before_its_embedding_and_is_found_once_it_lands(policies, make_agent):
+def test_a_write_returns_before_its_embedding_and_is_found_once_it_lands(policies, make_agent, embedding_worker):
     writer = make_agent("coder-1", "code-review")
-    model = current_embedder().model  # the real local model
-    with model._lock:  # the embedder cannot tokenise while this is held: the worker waits here
+    with embedding_worker.held():  # no embedding can be computed in here
         response = writer.client.put(
             "/api/v1/memories/code:notes/pelican/",
             {"content": {"text": "The pelican migrates south in winter"}},
@@ -95,15 +95,15 @@ def test_openai_compatible_embedder_speaks_the_protocol(embeddings_endpoint):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_changing_the_embedder_reembeds_in_the_background(policies, settings, embeddings_endpoint):
+def test_changing_the_embedder_reembeds_in_the_background(policies, embeddings_endpoint, embedding_worker):
     for i, text in enumerate(["walrus on the ice", "deploy the payment service", "quarterly sales review"]):
         memory_put(actor=SYSTEM, namespace="code:notes", key=f"n{i}", content={"text": text})
     wait_embedded()
     assert set(Embedding.objects.values_list("embedder", flat=True)) == {"minilm-l6-v2"}
 
-    settings.MEMORYHUB_EMBEDDER = "openai"
-    settings.MEMORYHUB_EMBEDDER_URL = embeddings_endpoint
-    settings.MEMORYHUB_EMBEDDER_MODEL = "all-minilm"
+    embedding_worker.restart(
+        MEMORYHUB_EMBEDDER="openai", MEMORYHUB_EMBEDDER_URL=embeddings_endpoint, MEMORYHUB_EMBEDDER_MODEL="all-minilm"
+    )
     # The first search under the new embedder answers at once, says it is incomplete, and wakes the worker.
     page = memories_search(actor=HUMAN, q="arctic animals", mode="hybrid")
     assert page.incomplete is True
