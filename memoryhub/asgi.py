@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from memoryhub.mcp.asgi import with_mcp  # noqa: E402
 from memoryhub.realtime.routing import websocket_urlpatterns  # noqa: E402
 from memoryhub.realtime.security import BrowserOriginValidator  # noqa: E402
+from memoryhub.search.embedders import warm_up  # noqa: E402
 from memoryhub.sweepers import InProcessSweeper  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -23,3 +24,4 @@ application = ProtocolTypeRouter(
 )
 # The embedded default has no Celery beat: the server runs the sweepers itself (see memoryhub.sweepers).
 application = InProcessSweeper(application)
+warm_up()  # the embedding model loads while the server starts, not in its first search

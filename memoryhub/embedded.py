@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="uvicorn")
     args = parser.parse_args(argv)
+    from memoryhub.search.embedders import warm_up
+
+    warm_up()  # the embedding model loads while the server starts, not in its first search
     if args.server == "daphne":
         from daphne.server import Server
 

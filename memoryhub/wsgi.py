@@ -12,6 +12,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memoryhub.settings")
 os.environ.setdefault("DATABASE_POOL", "false")
 application = get_wsgi_application()
 
+from memoryhub.search.embedders import warm_up  # noqa: E402
+
+warm_up()  # the embedding model loads while the worker starts, not in its first search
+
 # In a threaded worker (gunicorn gthread; production runs sync workers, see the README) a request
 # thread whose query has returned waits for the GIL while the other threads of its worker run Python:
 # up to Python's default 5 ms, with its transaction's row locks (and the log's sequence row) held

@@ -14,6 +14,7 @@ are searched.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass
@@ -129,6 +130,18 @@ def current_embedder() -> Embedder:
             raise ImproperlyConfigured(f"MEMORYHUB_EMBEDDER must be local, openai or none, got {kind!r}")
         _loaded[config] = embedder
         return embedder
+
+
+def warm_up() -> None:
+    """Load the embedder in a background thread as a server process starts: loading the local model
+    takes seconds, and without this the first semantic or hybrid search of each worker process
+    waited for it (a 4-worker server served about 1 hybrid search/s for its first seconds)."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # not configured or not installed: searches say so
+            current_embedder().embed(["warm up"])
+
+    threading.Thread(target=load, name="memoryhub-embedder-warm-up", daemon=True).start()
 
 
 def embedder_name() -> str | None:

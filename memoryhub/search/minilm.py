@@ -32,9 +32,8 @@ class MiniLM:
     def __init__(self, directory: Path | None = None) -> None:
         import numpy as np
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
-
         from threadpoolctl import threadpool_limits
+        from tokenizers import Tokenizer
 
         # One BLAS thread per call: the matrices of a query are tiny, and OpenBLAS's own threads
         # contend with the server's request threads for the cores. Measured on this 2-core host
