@@ -92,6 +92,9 @@ class FloorUser:
     def __init__(self, agent_id: str) -> None:
         self.id = agent_id
 
+    def get_username(self) -> str:  # what the request log asks of a non-agent user
+        return self.id
+
 
 class FloorTokenAuthentication(BaseAuthentication):
     """`Authorization: Bearer <token>` -> one indexed lookup, nothing else (no touch, no hashing)."""
