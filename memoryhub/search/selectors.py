@@ -35,6 +35,7 @@ from .embedders import Unavailable, current_embedder, values_text
 from .models import Embedding, Pending
 
 MODES = ("hybrid", "lexical", "semantic")
+HNSW_EF_SEARCH = 200
 RRF_K = 60  # reciprocal rank fusion's constant, as in Cormack et al. and Graphiti
 MAX_LIMIT = 100
 MAX_DEPTH = 1000  # how far a cursor may page into one ranking
@@ -507,7 +508,9 @@ def _semantic_pgvector(embedded: QuerySet, name: str, vector, depth: int) -> lis
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(depth, 1000))}")
+            # The candidate list: recall@10 against exact cosine on the bench's 100,000 memories (make
+            # bench search, 30 queries) was 0.80 with pgvector's default 40, 0.90 with 100, 0.97 with 200.
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, min(depth, 1000))}")
         rows = list(
             embedded.extra(where=[f"search_embedding.embedder = '{name}'"])
             .annotate(distance=distance)
