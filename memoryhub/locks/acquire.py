@@ -17,14 +17,14 @@ from django.utils import timezone
 
 from memoryhub.actors import Actor
 from memoryhub.agents.guard import agent_lock_active
-from memoryhub.errors import Forbidden, Held, HubError, Invalid, LockHeld
+from memoryhub.errors import Forbidden, HubError, Invalid, LockHeld
 from memoryhub.events.services import NewEvent, events_append
 from policies.decide import decide_write
 from policies.selectors import policies_for
 
 from . import queries
 from .events import lease_event, lease_state
-from .holds import hold_covering
+from .holds import held, hold_covering
 from .models import MAX_RESOURCES, MAX_TTL_SECONDS, Hold, Lease, LockMode, LockResource, LockWait
 from .names import check_resource, covering_names, resource_namespace
 from .release import lease_expire
@@ -201,13 +201,7 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
             hold = hold_covering(actor=None, resources=names)
             hold_id = hold.id if hold else None
         if hold_id is not None:
-            hold = Hold.objects.get(id=hold_id)
-            raise Held(
-                f"{hold.resource} is held by {hold.placed_by}" + (f": {hold.reason}" if hold.reason else ""),
-                hold=hold.resource,
-                placed_by=hold.placed_by,
-                reason=hold.reason,
-            )
+            raise held(actor=actor, hold=Hold.objects.get(id=hold_id), asked=names)
         if len(locked) < len(names):
             raise _NewResources([name for name in names if name not in locked])
         # Read the clock only now that the rows are ours: time spent queueing on them must not make

@@ -200,7 +200,9 @@ class HoldListView(_HumansWrite, HubView):
         return Response(
             {
                 "results": holds_list(
-                    active=active in ("true", "1"), resource=request.query_params.get("resource") or None
+                    actor=self.actor,
+                    active=active in ("true", "1"),
+                    resource=request.query_params.get("resource") or None,
                 )
             }
         )
@@ -214,7 +216,7 @@ class HoldListView(_HumansWrite, HubView):
 
 class HoldDetailView(_HumansWrite, HubView):
     def get(self, request, hold_id):
-        hold = hold_get(hold_id=hold_id)
+        hold = hold_get(actor=self.actor, hold_id=hold_id)
         if hold is None:
             raise NotFound(f"no hold {hold_id}")
         return Response(hold_to_dict(hold))
