@@ -3,7 +3,10 @@ docstring for the lock order), and the wait between attempts, never inside one."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +60,14 @@ class LockGrant:
     seq: int
     reentered: bool = False
     waited_ms: int = 0
+    holder_token: str = ""  # the proof of holding, for the response (never stored: see Lease.holder_digest)
+
+
+HOLDER_TOKEN_RE = re.compile(r"\A[A-Za-z0-9_-]{16,128}\Z")  # \Z: `$` lets a final newline through
+
+
+def holder_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
@@ -68,6 +79,9 @@ class LockRequest:
     mode: str
     ttl_seconds: int
     wait_seconds: float = 0
+    # The proof of holding: a lease of the caller's on the same names whose digest it matches is
+    # re-entered; any other is a contender's. Chosen by the hub at the grant when the caller sent none.
+    holder_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     started: float = field(default_factory=time.monotonic)
     wait_id: int | None = None
     # The earliest expiry among the leases that blocked the last attempt: no point sleeping past it.
@@ -102,7 +116,7 @@ class LockRequest:
 
 
 # The fields of a lock request body, and which of them may be left out.
-LOCK_FIELDS = {"resources": True, "mode": False, "ttl_seconds": True, "wait_seconds": False}
+LOCK_FIELDS = {"resources": True, "mode": False, "ttl_seconds": True, "wait_seconds": False, "holder_token": False}
 _INTEGRAL = re.compile(r"-?\d+(\.0*)?")
 
 
@@ -128,7 +142,13 @@ def _number(value: Any, *, integral: bool) -> int | float | None:
 
 
 def lock_request(
-    *, actor: Actor, resources: Any, mode: Any = LockMode.EXCLUSIVE, ttl_seconds: Any = 30, wait_seconds: Any = 0
+    *,
+    actor: Actor,
+    resources: Any,
+    mode: Any = LockMode.EXCLUSIVE,
+    ttl_seconds: Any = 30,
+    wait_seconds: Any = 0,
+    holder_token: Any = None,
 ) -> LockRequest:
     """The one validator of an acquisition, for every adapter (REST bodies arrive here as parsed):
     names, mode, limits, and (for `memory:` resources) that the caller may write the memory's
@@ -149,6 +169,11 @@ def lock_request(
     max_wait = settings.MEMORYHUB_MAX_LOCK_WAIT_SECONDS
     if wait is None or not 0 <= wait <= max_wait:
         raise Invalid(f"wait_seconds must be between 0 and {max_wait}", wait_seconds=["out of range"])
+    if holder_token is not None and not (isinstance(holder_token, str) and HOLDER_TOKEN_RE.match(holder_token)):
+        raise Invalid(
+            "holder_token is the token an acquisition returned: 16-128 letters, digits, '_' or '-'",
+            holder_token=["invalid holder token"],
+        )
     memory_names = [name for name in names if name.startswith("memory:")]
     if memory_names:
         policies = policies_for(actor)
@@ -156,7 +181,10 @@ def lock_request(
             decision = decide_write(policies, actor, resource_namespace(name))
             if not decision.allowed:
                 raise Forbidden(f"{name}: {decision.reason}", resource=name, **decision.details())
-    return LockRequest(actor=actor, names=names, mode=str(mode), ttl_seconds=int(ttl), wait_seconds=wait)
+    request = LockRequest(actor=actor, names=names, mode=str(mode), ttl_seconds=int(ttl), wait_seconds=wait)
+    if holder_token is not None:
+        request.holder_token = holder_token
+    return request
 
 
 class _NewResources(Exception):
@@ -223,9 +251,13 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
             ]
             rows = [row for row in rows if row.lease.expires_at > now]
 
+        # Re-entry needs the proof of holding, not only the agent id (several processes may run as
+        # one agent): another lease of the caller's is a contender's like any other.
+        digest = holder_digest(request.holder_token)
         for lease in {row.lease.id: row.lease for row in rows if row.lease.agent_id == actor.id}.values():
             compatible = lease.mode == LockMode.EXCLUSIVE or request.mode == LockMode.SHARED
-            if sorted(lease.resources) == names and compatible:
+            proven = bool(lease.holder_digest) and hmac.compare_digest(lease.holder_digest, digest)
+            if sorted(lease.resources) == names and compatible and proven:
                 return _reenter(request, lease_id=lease.id, now=now, expired=expired)
 
         conflicts = [row for row in rows if request.mode == LockMode.EXCLUSIVE or row.mode == LockMode.EXCLUSIVE]
@@ -269,6 +301,7 @@ def _grant(request: LockRequest, *, now: datetime, expired: list[NewEvent]) -> L
         ttl_seconds=request.ttl_seconds,
         acquired_at=now,
         expires_at=now + timedelta(seconds=request.ttl_seconds),
+        holder_digest=holder_digest(request.holder_token),
     )
     waited_ms = request.waited_ms
     lease.id = lease.fencing_token = queries.lease_insert(lease, waited_ms=waited_ms if request.wait_id else None)
@@ -281,7 +314,7 @@ def _grant(request: LockRequest, *, now: datetime, expired: list[NewEvent]) -> L
         after=lease_state(lease) | ({"waited_ms": waited_ms} if waited_ms else {}),
     )
     event = events_append(actor=actor, events=[*expired, acquired])[-1]
-    return LockGrant(lease=lease, seq=event.seq, waited_ms=waited_ms)
+    return LockGrant(lease=lease, seq=event.seq, waited_ms=waited_ms, holder_token=request.holder_token)
 
 
 def _reenter(request: LockRequest, *, lease_id: int, now: datetime, expired: list[NewEvent]) -> LockGrant:
@@ -306,7 +339,9 @@ def _reenter(request: LockRequest, *, lease_id: int, now: datetime, expired: lis
             ),
         ],
     )[-1]
-    return LockGrant(lease=lease, seq=event.seq, reentered=True, waited_ms=request.waited_ms)
+    return LockGrant(
+        lease=lease, seq=event.seq, reentered=True, waited_ms=request.waited_ms, holder_token=request.holder_token
+    )
 
 
 def lock_wait[T](request: LockRequest, attempt: Callable[[bool], T | None]) -> T:
@@ -339,12 +374,24 @@ def lock_wait[T](request: LockRequest, attempt: Callable[[bool], T | None]) -> T
 
 
 def lock_acquire(
-    *, actor: Actor, resources: Any, mode: str = "exclusive", ttl_seconds: int = 30, wait_seconds: float = 0
+    *,
+    actor: Actor,
+    resources: Any,
+    mode: str = "exclusive",
+    ttl_seconds: int = 30,
+    wait_seconds: float = 0,
+    holder_token: str | None = None,
 ) -> LockGrant:
     """Acquire all the resources at once, or raise LockHeld (409) with the holders after waiting up to
-    `wait_seconds` (between transactions, never inside one: see `lock_wait`)."""
+    `wait_seconds` (between transactions, never inside one: see `lock_wait`). A caller re-enters a
+    lease it holds (same names) only with its `holder_token`, which the grant returns."""
     request = lock_request(
-        actor=actor, resources=resources, mode=mode, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds
+        actor=actor,
+        resources=resources,
+        mode=mode,
+        ttl_seconds=ttl_seconds,
+        wait_seconds=wait_seconds,
+        holder_token=holder_token,
     )
     if request.wait_seconds and connection.in_atomic_block:
         raise RuntimeError("waiting for a lock needs autocommit: other writers must be able to release it")

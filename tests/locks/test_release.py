@@ -52,7 +52,7 @@ def test_releasing_an_unknown_lease_is_404(inventory):
 
 def test_a_human_force_releases_with_a_reason(inventory, orders, human):
     lease = lock(inventory, ["pricing-table"]).json()
-    lock(inventory, ["pricing-table"])  # depth 2: a force-release ignores depth
+    lock(inventory, ["pricing-table"], holder_token=lease["holder_token"])  # depth 2: a force-release ignores depth
     response = release(human, lease["id"], reason="agent crashed")
     assert response.status_code == 200, response.content
     event = Event.objects.get(seq=response.json()["seq"])
