@@ -31,7 +31,7 @@ from .holds import held, hold_covering
 from .models import MAX_RESOURCES, MAX_TTL_SECONDS, Hold, Lease, LockMode, LockResource, LockWait
 from .names import check_resource, covering_names, resource_namespace
 from .release import lease_expire
-from .selectors import iso
+from .selectors import iso, lease_visible
 from .waiting import notifier
 
 
@@ -44,7 +44,12 @@ class _Holding:
     lease: Lease
 
 
-def _holder(row: _Holding) -> dict[str, Any]:
+def _holder(row: _Holding, actor: Actor) -> dict[str, Any]:
+    """A blocking lease as the refused caller is told it: who holds it and which lease, only if the
+    caller may see that lease (lock names follow their namespace, see selectors.lease_visible);
+    otherwise only the name it asked for and that it is held."""
+    if not lease_visible(actor, row.lease):
+        return {"resource": row.resource, "agent": None, "lease_id": None, "mode": row.mode, "expires_at": None}
     return {
         "resource": row.resource,
         "agent": row.lease.agent_id,
@@ -107,9 +112,10 @@ class LockRequest:
         return remaining
 
     def refusal(self) -> LockHeld:
+        agents = sorted({h["agent"] for h in self.holders if h["agent"]})
         return LockHeld(
-            f"{', '.join(sorted({h['resource'] for h in self.holders}))} held by "
-            f"{', '.join(sorted({h['agent'] for h in self.holders}))}",
+            f"{', '.join(sorted({h['resource'] for h in self.holders}))} held"
+            + (f" by {', '.join(agents)}" if agents else ""),
             holders=self.holders,
             waited_ms=int((time.monotonic() - self.started) * 1000),
         )
@@ -262,7 +268,7 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
 
         conflicts = [row for row in rows if request.mode == LockMode.EXCLUSIVE or row.mode == LockMode.EXCLUSIVE]
         if conflicts:
-            request.holders = [_holder(row) for row in conflicts]
+            request.holders = [_holder(row, actor) for row in conflicts]
             request.blockers_expire_at = min(row.lease.expires_at for row in conflicts)
             _record_refusal(request, conflicts=conflicts, now=now, final=final)
             if expired:
