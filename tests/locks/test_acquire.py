@@ -29,11 +29,11 @@ def test_exclusive_lock_is_granted_with_a_fencing_token_and_an_event(inventory):
 
 
 def test_second_exclusive_request_is_refused_with_the_holders(inventory, orders):
-    first = lock(inventory, ["pricing-table"]).json()
-    details = error_of(lock(orders, ["pricing-table"]), 409, "lock_held")
+    first = lock(inventory, ["inventory:pricing-table"]).json()
+    details = error_of(lock(orders, ["inventory:pricing-table"]), 409, "lock_held")
     assert details["holders"] == [
         {
-            "resource": "pricing-table",
+            "resource": "inventory:pricing-table",
             "agent": "inventory-1",
             "lease_id": first["id"],
             "mode": "exclusive",
@@ -43,10 +43,22 @@ def test_second_exclusive_request_is_refused_with_the_holders(inventory, orders)
     assert Lease.objects.filter(agent_id="orders-1").count() == 0
 
 
+def test_a_refusal_names_no_holder_the_caller_may_not_see(inventory, orders):
+    """Lock names follow their namespace (selectors.lease_visible): a name that denotes none (or one the
+    caller may not read) is refused as held, without who holds it, which lease or until when."""
+    lock(inventory, ["pricing-table"])
+    refused = lock(orders, ["pricing-table"])
+    details = error_of(refused, 409, "lock_held")
+    assert details["holders"] == [
+        {"resource": "pricing-table", "agent": None, "lease_id": None, "mode": "exclusive", "expires_at": None}
+    ]
+    assert "inventory-1" not in refused.content.decode()
+
+
 def test_shared_locks_coexist_and_keep_an_exclusive_out(inventory, orders, docs):
-    assert lock(inventory, ["catalog"], mode="shared").status_code == 201
-    assert lock(orders, ["catalog"], mode="shared").status_code == 201
-    details = error_of(lock(docs, ["catalog"], mode="exclusive"), 409, "lock_held")
+    assert lock(inventory, ["code:catalog"], mode="shared").status_code == 201
+    assert lock(orders, ["code:catalog"], mode="shared").status_code == 201
+    details = error_of(lock(docs, ["code:catalog"], mode="exclusive"), 409, "lock_held")
     assert sorted(holder["agent"] for holder in details["holders"]) == ["inventory-1", "orders-1"]
 
 
