@@ -13,9 +13,9 @@ from memoryhub.events.models import Event
 from memoryhub.events.visibility import EventFilter
 from memoryhub.locks.events import MULTI_RESOURCE_TYPES, event_names
 from memoryhub.locks.holds import hold_covering
-from memoryhub.locks.names import aliases, check_resource
-from memoryhub.locks.selectors import iso
-from policies.decide import RecentAction, decide_deference
+from memoryhub.locks.names import aliases, check_resource, resource_namespace
+from memoryhub.locks.selectors import hold_visible, iso
+from policies.decide import RecentAction, decide_deference, decide_write
 from policies.selectors import policies_for
 
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
@@ -30,6 +30,11 @@ def _covers(event: Event, names: set[str]) -> bool:
         if part in names or any(part.startswith(name + "/") for name in names):
             return True
     return False
+
+
+def _may_write(policies, actor: Actor, resource: str) -> bool:
+    namespace = resource_namespace(resource)
+    return bool(namespace) and decide_write(policies, actor, namespace).allowed
 
 
 def activity_for(
@@ -56,13 +61,17 @@ def activity_for(
             if len(recent) >= limit:
                 break
     hold = hold_covering(actor=actor, resources=[resource])
+    shown_hold = hold if hold and hold_visible(actor, hold) else None
+    if hold and not shown_hold and not _may_write(policies, actor, resource):
+        hold = None  # a hold the caller may not see, on what it may not write: none of its business
     deference = decide_deference(
         policies,
         actor,
         resource.removeprefix("memory:"),
         [RecentAction(e.actor_kind, e.actor_id, e.actor_role, e.at) for e in recent],
         now,
-        held_by=hold.placed_by if hold else None,
+        # A hold the caller may not see but must heed (it may write there): "a human holds it", no more.
+        held_by=(shown_hold.placed_by if shown_hold else "a human") if hold else None,
     )
     return {
         "resource": resource,
@@ -72,7 +81,12 @@ def activity_for(
         "defer_to": deference.defer_to,
         "reason": deference.reason,
         "until": iso(deference.until),
-        "hold": {"id": hold.id, "resource": hold.resource, "placed_by": hold.placed_by, "reason": hold.reason}
-        if hold
+        "hold": {
+            "id": shown_hold.id,
+            "resource": shown_hold.resource,
+            "placed_by": shown_hold.placed_by,
+            "reason": shown_hold.reason,
+        }
+        if shown_hold
         else None,
     }

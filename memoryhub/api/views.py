@@ -68,12 +68,17 @@ class HubView(APIView):
                     if hasattr(response, "render"):
                         response.render()
                     record.status_code = response.status_code
-                    record.response_body = response.content
+                    record.response_body = self.stored_content(response)
                     record.content_type = response.get("Content-Type", "application/json")
                     record.save(update_fields=["status_code", "response_body", "content_type"])
                 else:
                     record.delete()
         return response
+
+    def stored_content(self, response) -> bytes:
+        """What the key's record keeps of the first response (and replays): all of it, unless the view
+        holds back a secret that must not be kept server-side."""
+        return response.content
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

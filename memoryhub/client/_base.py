@@ -19,6 +19,7 @@ import inspect
 import json
 import os
 import random
+import secrets
 import uuid
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -544,16 +545,35 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
 
     # --- locks -----------------------------------------------------------------------------------
 
-    def acquire(self, resources: str | Iterable[str], ttl: int = 30, mode: str = "exclusive", wait: float = 0):
+    def acquire(
+        self,
+        resources: str | Iterable[str],
+        ttl: int = 30,
+        mode: str = "exclusive",
+        wait: float = 0,
+        *,
+        holder_token: str | None = None,
+    ):
         """Take a lease on all the resources at once (LockHeld with `.holders` after waiting up to
-        `wait` seconds). Prefer `with hub.lock(...)`, which heartbeats and releases for you."""
-        body = {"resources": _resources(resources), "mode": mode, "ttl_seconds": int(ttl), "wait_seconds": wait}
+        `wait` seconds). Prefer `with hub.lock(...)`, which heartbeats and releases for you (and
+        re-enters what an enclosing `lock()` of this client holds). `holder_token`: to re-enter a
+        lease you hold, its `lease.holder_token`; without it a fresh one is drawn here (so that a
+        retried request proves the same holder), and a lease your agent holds on these resources is
+        someone else's to wait for."""
+        token = holder_token or secrets.token_urlsafe(32)
+        body = {
+            "resources": _resources(resources),
+            "mode": mode,
+            "ttl_seconds": int(ttl),
+            "wait_seconds": wait,
+            "holder_token": token,
+        }
         return self._run(
             Call(
                 "POST",
                 "locks/",
                 body=body,
-                parse=lambda r: Lease.from_dict(r.body, client=self),
+                parse=lambda r: Lease.from_dict({**r.body, "holder_token": token}, client=self),
                 timeout=self.config.timeout + float(wait),
             )
         )

@@ -48,6 +48,7 @@ class AsyncLockContext(Hold):
 
     async def __aenter__(self) -> Lease:
         self.lease = await self._acquire()
+        self._entered()
         self._task = asyncio.create_task(finish(self._beats()))
         return self.lease
 
@@ -56,6 +57,7 @@ class AsyncLockContext(Hold):
         return True
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
+        self._left()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

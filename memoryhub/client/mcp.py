@@ -182,12 +182,19 @@ def build_server(hub: AsyncHubClient | None = None) -> MCPServer:
 
     @server.tool()
     async def lock(
-        resources: list[str] | str, ttl_seconds: int = 60, mode: str = "exclusive", wait_seconds: float = 0
+        resources: list[str] | str,
+        ttl_seconds: int = 60,
+        mode: str = "exclusive",
+        wait_seconds: float = 0,
+        holder_token: str | None = None,
     ) -> CallToolResult:
         """Lock resources all at once (for a memory in a locked namespace: memory:<namespace>/<key>).
-        Returns the lease id and fencing_token; it expires after ttl_seconds unless released first.
-        Fails with lock_held (and the holders) after waiting up to wait_seconds (max 30)."""
-        return await _call(lambda: hub.acquire(resources, ttl=ttl_seconds, mode=mode, wait=wait_seconds))
+        Returns the lease id, fencing_token and holder_token; it expires after ttl_seconds unless
+        released first. Fails with lock_held (and the holders) after waiting up to wait_seconds (max
+        30). To lock again what you hold (one more release), pass its holder_token."""
+        return await _call(
+            lambda: hub.acquire(resources, ttl=ttl_seconds, mode=mode, wait=wait_seconds, holder_token=holder_token)
+        )
 
     @server.tool()
     async def release(lease_id: int, reason: str = "") -> CallToolResult:

@@ -296,6 +296,8 @@ class Lease:
     active: bool = True
     seq: int | None = None
     lost: bool = False  # `with hub.lock(...)`: the lease lapsed or was taken away while held
+    reentered: bool = False
+    holder_token: str | None = field(default=None, repr=False)  # the proof of holding, to re-enter it
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     _client: Any = field(default=None, repr=False, compare=False)
 
@@ -311,6 +313,8 @@ class Lease:
             agent=data.get("agent", ""),
             active=bool(data.get("active", True)),
             seq=data.get("seq"),
+            reentered=bool(data.get("reentered", False)),
+            holder_token=data.get("holder_token"),
             raw=data,
             _client=client,
         )

@@ -45,6 +45,7 @@ class LockContext(Hold):
 
     def __enter__(self) -> Lease:
         self.lease = self._acquire()
+        self._entered()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=finish, args=(self._beats(),), name=f"lease-{self.lease.id}-heartbeat")
         self._thread.daemon = True
@@ -55,6 +56,7 @@ class LockContext(Hold):
         return not self._stop.wait(seconds)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._left()
         self._stop.set()
         self._thread.join()
         finish(self._release())

@@ -3,7 +3,10 @@ docstring for the lock order), and the wait between attempts, never inside one."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,18 +20,18 @@ from django.utils import timezone
 
 from memoryhub.actors import Actor
 from memoryhub.agents.guard import agent_lock_active
-from memoryhub.errors import Forbidden, Held, HubError, Invalid, LockHeld
+from memoryhub.errors import Forbidden, HubError, Invalid, LockHeld
 from memoryhub.events.services import NewEvent, events_append
 from policies.decide import decide_write
 from policies.selectors import policies_for
 
 from . import queries
 from .events import lease_event, lease_state
-from .holds import hold_covering
+from .holds import held, hold_covering
 from .models import MAX_RESOURCES, MAX_TTL_SECONDS, Hold, Lease, LockMode, LockResource, LockWait
 from .names import check_resource, covering_names, resource_namespace
 from .release import lease_expire
-from .selectors import iso
+from .selectors import iso, lease_visible
 from .waiting import notifier
 
 
@@ -41,7 +44,12 @@ class _Holding:
     lease: Lease
 
 
-def _holder(row: _Holding) -> dict[str, Any]:
+def _holder(row: _Holding, actor: Actor) -> dict[str, Any]:
+    """A blocking lease as the refused caller is told it: who holds it and which lease, only if the
+    caller may see that lease (lock names follow their namespace, see selectors.lease_visible);
+    otherwise only the name it asked for and that it is held."""
+    if not lease_visible(actor, row.lease):
+        return {"resource": row.resource, "agent": None, "lease_id": None, "mode": row.mode, "expires_at": None}
     return {
         "resource": row.resource,
         "agent": row.lease.agent_id,
@@ -57,6 +65,14 @@ class LockGrant:
     seq: int
     reentered: bool = False
     waited_ms: int = 0
+    holder_token: str = ""  # the proof of holding, for the response (never stored: see Lease.holder_digest)
+
+
+HOLDER_TOKEN_RE = re.compile(r"\A[A-Za-z0-9_-]{16,128}\Z")  # \Z: `$` lets a final newline through
+
+
+def holder_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
@@ -68,6 +84,9 @@ class LockRequest:
     mode: str
     ttl_seconds: int
     wait_seconds: float = 0
+    # The proof of holding: a lease of the caller's on the same names whose digest it matches is
+    # re-entered; any other is a contender's. Chosen by the hub at the grant when the caller sent none.
+    holder_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     started: float = field(default_factory=time.monotonic)
     wait_id: int | None = None
     # The earliest expiry among the leases that blocked the last attempt: no point sleeping past it.
@@ -93,16 +112,17 @@ class LockRequest:
         return remaining
 
     def refusal(self) -> LockHeld:
+        agents = sorted({h["agent"] for h in self.holders if h["agent"]})
         return LockHeld(
-            f"{', '.join(sorted({h['resource'] for h in self.holders}))} held by "
-            f"{', '.join(sorted({h['agent'] for h in self.holders}))}",
+            f"{', '.join(sorted({h['resource'] for h in self.holders}))} held"
+            + (f" by {', '.join(agents)}" if agents else ""),
             holders=self.holders,
             waited_ms=int((time.monotonic() - self.started) * 1000),
         )
 
 
 # The fields of a lock request body, and which of them may be left out.
-LOCK_FIELDS = {"resources": True, "mode": False, "ttl_seconds": True, "wait_seconds": False}
+LOCK_FIELDS = {"resources": True, "mode": False, "ttl_seconds": True, "wait_seconds": False, "holder_token": False}
 _INTEGRAL = re.compile(r"-?\d+(\.0*)?")
 
 
@@ -128,7 +148,13 @@ def _number(value: Any, *, integral: bool) -> int | float | None:
 
 
 def lock_request(
-    *, actor: Actor, resources: Any, mode: Any = LockMode.EXCLUSIVE, ttl_seconds: Any = 30, wait_seconds: Any = 0
+    *,
+    actor: Actor,
+    resources: Any,
+    mode: Any = LockMode.EXCLUSIVE,
+    ttl_seconds: Any = 30,
+    wait_seconds: Any = 0,
+    holder_token: Any = None,
 ) -> LockRequest:
     """The one validator of an acquisition, for every adapter (REST bodies arrive here as parsed):
     names, mode, limits, and (for `memory:` resources) that the caller may write the memory's
@@ -149,6 +175,11 @@ def lock_request(
     max_wait = settings.MEMORYHUB_MAX_LOCK_WAIT_SECONDS
     if wait is None or not 0 <= wait <= max_wait:
         raise Invalid(f"wait_seconds must be between 0 and {max_wait}", wait_seconds=["out of range"])
+    if holder_token is not None and not (isinstance(holder_token, str) and HOLDER_TOKEN_RE.match(holder_token)):
+        raise Invalid(
+            "holder_token is the token an acquisition returned: 16-128 letters, digits, '_' or '-'",
+            holder_token=["invalid holder token"],
+        )
     memory_names = [name for name in names if name.startswith("memory:")]
     if memory_names:
         policies = policies_for(actor)
@@ -156,7 +187,10 @@ def lock_request(
             decision = decide_write(policies, actor, resource_namespace(name))
             if not decision.allowed:
                 raise Forbidden(f"{name}: {decision.reason}", resource=name, **decision.details())
-    return LockRequest(actor=actor, names=names, mode=str(mode), ttl_seconds=int(ttl), wait_seconds=wait)
+    request = LockRequest(actor=actor, names=names, mode=str(mode), ttl_seconds=int(ttl), wait_seconds=wait)
+    if holder_token is not None:
+        request.holder_token = holder_token
+    return request
 
 
 class _NewResources(Exception):
@@ -201,13 +235,7 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
             hold = hold_covering(actor=None, resources=names)
             hold_id = hold.id if hold else None
         if hold_id is not None:
-            hold = Hold.objects.get(id=hold_id)
-            raise Held(
-                f"{hold.resource} is held by {hold.placed_by}" + (f": {hold.reason}" if hold.reason else ""),
-                hold=hold.resource,
-                placed_by=hold.placed_by,
-                reason=hold.reason,
-            )
+            raise held(actor=actor, hold=Hold.objects.get(id=hold_id), asked=names)
         if len(locked) < len(names):
             raise _NewResources([name for name in names if name not in locked])
         # Read the clock only now that the rows are ours: time spent queueing on them must not make
@@ -229,14 +257,18 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
             ]
             rows = [row for row in rows if row.lease.expires_at > now]
 
+        # Re-entry needs the proof of holding, not only the agent id (several processes may run as
+        # one agent): another lease of the caller's is a contender's like any other.
+        digest = holder_digest(request.holder_token)
         for lease in {row.lease.id: row.lease for row in rows if row.lease.agent_id == actor.id}.values():
             compatible = lease.mode == LockMode.EXCLUSIVE or request.mode == LockMode.SHARED
-            if sorted(lease.resources) == names and compatible:
+            proven = bool(lease.holder_digest) and hmac.compare_digest(lease.holder_digest, digest)
+            if sorted(lease.resources) == names and compatible and proven:
                 return _reenter(request, lease_id=lease.id, now=now, expired=expired)
 
         conflicts = [row for row in rows if request.mode == LockMode.EXCLUSIVE or row.mode == LockMode.EXCLUSIVE]
         if conflicts:
-            request.holders = [_holder(row) for row in conflicts]
+            request.holders = [_holder(row, actor) for row in conflicts]
             request.blockers_expire_at = min(row.lease.expires_at for row in conflicts)
             _record_refusal(request, conflicts=conflicts, now=now, final=final)
             if expired:
@@ -275,6 +307,7 @@ def _grant(request: LockRequest, *, now: datetime, expired: list[NewEvent]) -> L
         ttl_seconds=request.ttl_seconds,
         acquired_at=now,
         expires_at=now + timedelta(seconds=request.ttl_seconds),
+        holder_digest=holder_digest(request.holder_token),
     )
     waited_ms = request.waited_ms
     lease.id = lease.fencing_token = queries.lease_insert(lease, waited_ms=waited_ms if request.wait_id else None)
@@ -287,7 +320,7 @@ def _grant(request: LockRequest, *, now: datetime, expired: list[NewEvent]) -> L
         after=lease_state(lease) | ({"waited_ms": waited_ms} if waited_ms else {}),
     )
     event = events_append(actor=actor, events=[*expired, acquired])[-1]
-    return LockGrant(lease=lease, seq=event.seq, waited_ms=waited_ms)
+    return LockGrant(lease=lease, seq=event.seq, waited_ms=waited_ms, holder_token=request.holder_token)
 
 
 def _reenter(request: LockRequest, *, lease_id: int, now: datetime, expired: list[NewEvent]) -> LockGrant:
@@ -312,7 +345,9 @@ def _reenter(request: LockRequest, *, lease_id: int, now: datetime, expired: lis
             ),
         ],
     )[-1]
-    return LockGrant(lease=lease, seq=event.seq, reentered=True, waited_ms=request.waited_ms)
+    return LockGrant(
+        lease=lease, seq=event.seq, reentered=True, waited_ms=request.waited_ms, holder_token=request.holder_token
+    )
 
 
 def lock_wait[T](request: LockRequest, attempt: Callable[[bool], T | None]) -> T:
@@ -345,12 +380,24 @@ def lock_wait[T](request: LockRequest, attempt: Callable[[bool], T | None]) -> T
 
 
 def lock_acquire(
-    *, actor: Actor, resources: Any, mode: str = "exclusive", ttl_seconds: int = 30, wait_seconds: float = 0
+    *,
+    actor: Actor,
+    resources: Any,
+    mode: str = "exclusive",
+    ttl_seconds: int = 30,
+    wait_seconds: float = 0,
+    holder_token: str | None = None,
 ) -> LockGrant:
     """Acquire all the resources at once, or raise LockHeld (409) with the holders after waiting up to
-    `wait_seconds` (between transactions, never inside one: see `lock_wait`)."""
+    `wait_seconds` (between transactions, never inside one: see `lock_wait`). A caller re-enters a
+    lease it holds (same names) only with its `holder_token`, which the grant returns."""
     request = lock_request(
-        actor=actor, resources=resources, mode=mode, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds
+        actor=actor,
+        resources=resources,
+        mode=mode,
+        ttl_seconds=ttl_seconds,
+        wait_seconds=wait_seconds,
+        holder_token=holder_token,
     )
     if request.wait_seconds and connection.in_atomic_block:
         raise RuntimeError("waiting for a lock needs autocommit: other writers must be able to release it")

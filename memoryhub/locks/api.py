@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,6 +31,13 @@ class LockInput(StrictSerializer):
     mode = serializers.ChoiceField(choices=LockMode.choices, default=LockMode.EXCLUSIVE)
     ttl_seconds = serializers.IntegerField(min_value=1, max_value=services.MAX_TTL_SECONDS)
     wait_seconds = serializers.FloatField(min_value=0, max_value=settings.MEMORYHUB_MAX_LOCK_WAIT_SECONDS, default=0)
+    holder_token = serializers.CharField(
+        required=False,
+        min_length=16,
+        max_length=128,
+        help_text="To re-enter a lease you hold: the holder_token its acquisition returned. Without it, "
+        "a lease of your agent's on these resources is a contender's (409 lock_held, or wait).",
+    )
 
 
 class HeartbeatInput(StrictSerializer):
@@ -56,6 +65,12 @@ class LeaseOutput(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     active = serializers.BooleanField()
     seq = serializers.IntegerField(required=False, allow_null=True)
+    holder_token = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="POST locks/ only: the proof of holding this lease, to send when re-entering it. The hub "
+        "keeps only its digest; an Idempotency-Key replay returns null.",
+    )
 
 
 def _lock_fields(request) -> dict:
@@ -132,8 +147,17 @@ class LockListView(HubView):
             "seq": grant.seq,
             "reentered": grant.reentered,
             "waited_ms": grant.waited_ms,
+            "holder_token": grant.holder_token,
         }
         return Response(body, status=status.HTTP_201_CREATED)
+
+    def stored_content(self, response) -> bytes:
+        # The holder token is kept only as a digest (Lease.holder_digest), not in the key's record.
+        body = json.loads(response.content)
+        if isinstance(body, dict) and "holder_token" in body:
+            body["holder_token"] = None
+            return json.dumps(body, separators=(",", ":")).encode()
+        return response.content
 
     def _attempt_once(self, request) -> services.LockGrant:
         if self._pending is None:
@@ -200,7 +224,9 @@ class HoldListView(_HumansWrite, HubView):
         return Response(
             {
                 "results": holds_list(
-                    active=active in ("true", "1"), resource=request.query_params.get("resource") or None
+                    actor=self.actor,
+                    active=active in ("true", "1"),
+                    resource=request.query_params.get("resource") or None,
                 )
             }
         )
@@ -214,7 +240,7 @@ class HoldListView(_HumansWrite, HubView):
 
 class HoldDetailView(_HumansWrite, HubView):
     def get(self, request, hold_id):
-        hold = hold_get(hold_id=hold_id)
+        hold = hold_get(actor=self.actor, hold_id=hold_id)
         if hold is None:
             raise NotFound(f"no hold {hold_id}")
         return Response(hold_to_dict(hold))

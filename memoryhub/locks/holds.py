@@ -11,13 +11,13 @@ from django.utils import timezone
 
 from memoryhub.actors import Actor
 from memoryhub.context import Caller
-from memoryhub.errors import Conflict, Forbidden, NotFound
+from memoryhub.errors import Conflict, Forbidden, Held, NotFound
 from memoryhub.events.services import event_append
 
 from . import queries
 from .models import Hold
 from .names import check_resource, covering_names, resource_namespace
-from .selectors import iso
+from .selectors import hold_visible, iso
 from .waiting import announce_release
 
 
@@ -30,6 +30,22 @@ def hold_covering(*, actor: Actor | None, resources: Iterable[str]) -> Hold | No
     for resource in resources:
         names |= covering_names(resource)
     return queries.hold_on_any(sorted(names))
+
+
+def held(*, actor: Actor, hold: Hold, asked: Iterable[str]) -> Held:
+    """The 423 for an agent stopped by `hold` on the names it `asked` for. A caller that may see the
+    hold (it may read the namespace held) is told which hold, by whom and why; any other caller (it
+    may write there but not read, or the name denotes no namespace) only that what it asked for is
+    held: nothing beyond what it sent."""
+    covered = sorted(name for name in asked if hold.resource in covering_names(name))
+    if hold_visible(actor, hold):
+        return Held(
+            f"{hold.resource} is held by {hold.placed_by}" + (f": {hold.reason}" if hold.reason else ""),
+            hold=hold.resource,
+            placed_by=hold.placed_by,
+            reason=hold.reason,
+        )
+    return Held(f"{', '.join(covered)} {'is' if len(covered) == 1 else 'are'} held", resources=covered)
 
 
 def hold_place(*, actor: Actor, resource: str, reason: str = "") -> tuple[Hold, int]:

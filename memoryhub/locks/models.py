@@ -44,6 +44,10 @@ class Lease(models.Model):
     released_at = models.DateTimeField(null=True, blank=True)
     release_reason = models.CharField(max_length=20, blank=True)  # released | expired | force_released | suspended
     alerted_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 (hex) of the holder token returned at acquisition, the proof a re-entry must present: the
+    # agent id alone names every process running as that agent. Leases granted before it have none
+    # (and cannot be re-entered).
+    holder_digest = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]

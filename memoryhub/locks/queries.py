@@ -91,7 +91,7 @@ def lease_insert(lease: Lease, *, waited_ms: int | None) -> int:
     database) and the resources' counters (`waited_ms`: the grant waited that long). Returns the
     lease id. The caller holds the resource rows."""
     names = lease.resources
-    columns = "agent_id, mode, resources, ttl_seconds, depth, acquired_at, expires_at, release_reason"
+    columns = "agent_id, mode, resources, ttl_seconds, acquired_at, expires_at, holder_digest, depth, release_reason"
     lease_params = [
         lease.agent_id,
         lease.mode,
@@ -99,6 +99,7 @@ def lease_insert(lease: Lease, *, waited_ms: int | None) -> int:
         lease.ttl_seconds,
         lease.acquired_at,
         lease.expires_at,
+        lease.holder_digest,
     ]
     counters = "acquired_count = acquired_count + 1"
     counter_params: list[int] = []
@@ -113,7 +114,7 @@ def lease_insert(lease: Lease, *, waited_ms: int | None) -> int:
         ((lease_id,),) = sql.fetch(
             "WITH n AS (SELECT nextval(pg_get_serial_sequence('locks_lease', 'id')) AS id),"
             f" lease AS (INSERT INTO locks_lease (id, fencing_token, {columns})"
-            " SELECT n.id, n.id, %s, %s, %s::jsonb, %s, 1, %s, %s, '' FROM n RETURNING id),"
+            " SELECT n.id, n.id, %s, %s, %s::jsonb, %s, %s, %s, %s, 1, '' FROM n RETURNING id),"
             " held AS (INSERT INTO locks_leaseresource (lease_id, resource, mode, active)"
             f" SELECT lease.id, v.column1, %s, true FROM lease, (VALUES {held_rows}) AS v),"
             f" counted AS ({count})"
@@ -122,7 +123,8 @@ def lease_insert(lease: Lease, *, waited_ms: int | None) -> int:
         )
         return lease_id
     ((lease_id,),) = sql.fetch(
-        f"INSERT INTO locks_lease (fencing_token, {columns}) VALUES (0, %s, %s, %s, %s, 1, %s, %s, '') RETURNING id",
+        f"INSERT INTO locks_lease (fencing_token, {columns}) VALUES (0, %s, %s, %s, %s, %s, %s, %s, 1, '')"
+        " RETURNING id",
         lease_params,
     )
     sql.execute("UPDATE locks_lease SET fencing_token = id WHERE id = %s", [lease_id])

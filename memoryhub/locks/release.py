@@ -18,7 +18,7 @@ from memoryhub.events.services import NewEvent, events_append
 from . import queries
 from .events import lease_event, lease_state
 from .models import MAX_TTL_SECONDS, Lease, LeaseResource, LockResource
-from .selectors import iso
+from .selectors import iso, lease_visible
 from .waiting import announce_release
 
 
@@ -75,7 +75,9 @@ def _holders_live_lease(*, actor: Actor, lease_id: int, doing: str) -> Lease | L
     lapsed one is expired here (it was free to take from the moment it lapsed): the caller commits
     that record, then raises the refusal."""
     lease = Lease.objects.select_for_update().filter(id=lease_id).first()
-    if lease is None:
+    if lease is None or not lease_visible(actor, lease):
+        # Someone else's lease on names the caller may not read is, to it, no lease at all: the same
+        # answer as for an id never drawn (as `GET locks/<id>/` gives).
         raise NotFound(f"no lease {lease_id}")
     if not (actor.is_agent and lease.agent_id == actor.id):
         raise Forbidden(f"lease {lease_id} is held by {lease.agent_id}; only its holder {doing}")

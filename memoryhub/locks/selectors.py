@@ -104,11 +104,14 @@ def leases_active(
     }
 
 
+def lease_visible(actor: Actor, lease: Lease) -> bool:
+    """May the caller learn that this lease exists (its own, or on names it may read)?"""
+    return _visible_to(actor)(lease.resources, lease.agent_id)
+
+
 def lease_get(*, actor: Actor, lease_id: int) -> Lease | None:
     lease = Lease.objects.filter(id=lease_id).first()
-    if lease is None or not _visible_to(actor)(lease.resources, lease.agent_id):
-        return None
-    return lease
+    return lease if lease is not None and lease_visible(actor, lease) else None
 
 
 def lock_contention(*, actor: Actor, limit: int = 100) -> list[dict[str, Any]]:
@@ -158,14 +161,32 @@ def hold_to_dict(hold: Hold) -> dict[str, Any]:
     }
 
 
-def holds_list(*, active: bool = True, resource: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def hold_visible(actor: Actor, hold: Hold) -> bool:
+    """May the caller see this hold (its resource, who placed it, why)? The rule of lock names: only if
+    it may read the namespace the held name denotes (humans see every hold)."""
+    return _visible_to(actor)([hold.resource])
+
+
+def holds_list(
+    *, actor: Actor, active: bool = True, resource: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The holds the caller may see (filtered before the limit, so none it may not see is counted)."""
     holds = Hold.objects.all()
     if active:
         holds = holds.filter(lifted_at=None)
     if resource:
         holds = holds.filter(resource__in=covering_names(resource))
-    return [hold_to_dict(hold) for hold in holds[:limit]]
+    visible = _visible_to(actor)
+    shown: list[dict[str, Any]] = []
+    for hold in holds.iterator(chunk_size=limit):
+        if visible([hold.resource]):
+            shown.append(hold_to_dict(hold))
+            if len(shown) >= limit:
+                break
+    return shown
 
 
-def hold_get(*, hold_id: int) -> Hold | None:
-    return Hold.objects.filter(id=hold_id).first()
+def hold_get(*, actor: Actor, hold_id: int) -> Hold | None:
+    """The hold, or None when there is none or the caller may not see it (the same answer)."""
+    hold = Hold.objects.filter(id=hold_id).first()
+    return hold if hold is not None and hold_visible(actor, hold) else None

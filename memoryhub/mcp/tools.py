@@ -365,19 +365,29 @@ def build_server() -> MCPServer:
 
     @server.tool()
     async def lock(
-        ctx: Context, resources: list[str], ttl_seconds: int = 60, mode: str = "exclusive", wait_seconds: float = 0
+        ctx: Context,
+        resources: list[str],
+        ttl_seconds: int = 60,
+        mode: str = "exclusive",
+        wait_seconds: float = 0,
+        holder_token: str | None = None,
     ) -> CallToolResult:
         """Lock resources all at once (for a memory in a locked namespace: memory:<namespace>/<key>).
-        Returns the lease id and its fencing_token; it expires after ttl_seconds unless you heartbeat
-        it (lock_heartbeat) or release it. lock_held (with the holders) after waiting up to wait_seconds."""
+        Returns the lease id, its fencing_token and its holder_token; it expires after ttl_seconds
+        unless you heartbeat it (lock_heartbeat) or release it. lock_held (with the holders) after
+        waiting up to wait_seconds. To lock again what you hold (re-entry, one more release), pass its
+        holder_token: without it your own lease counts as another holder's."""
 
         def locked(actor: Actor):
-            data = validated(
-                LockInput,
-                {"resources": resources, "ttl_seconds": ttl_seconds, "mode": mode, "wait_seconds": wait_seconds},
-            )
+            fields = {"resources": resources, "ttl_seconds": ttl_seconds, "mode": mode, "wait_seconds": wait_seconds}
+            data = validated(LockInput, fields | ({"holder_token": holder_token} if holder_token is not None else {}))
             grant = locks.lock_acquire(actor=actor, **data)
-            return {**lease_to_dict(grant.lease), "seq": grant.seq, "reentered": grant.reentered}
+            return {
+                **lease_to_dict(grant.lease),
+                "seq": grant.seq,
+                "reentered": grant.reentered,
+                "holder_token": grant.holder_token,
+            }
 
         return await call(ctx, locked)
 

@@ -28,7 +28,7 @@ from memoryhub.errors import (
 )
 from memoryhub.events.models import Event
 from memoryhub.events.services import event_append, event_record
-from memoryhub.locks.holds import hold_covering
+from memoryhub.locks.holds import held, hold_covering
 from memoryhub.locks.selectors import current_exclusive_lease
 from policies.decide import Decision, changed_fields, decide_read, decide_write, field_owners, field_violations
 from policies.selectors import policies_for
@@ -117,7 +117,7 @@ def _write(
     readable = decide_read(policies, actor, namespace).allowed
     resource = f"{namespace}/{key}"
     if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
-        raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
+        raise held(actor=actor, hold=hold, asked=[resource])
     conditional = if_match is not None or if_none_match
     for attempt in (1, 2):
         try:

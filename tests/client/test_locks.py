@@ -94,3 +94,66 @@ def test_a_lease_that_lapses_while_held_is_marked_lost(connect):
         assert eventually(lambda: lease.lost)  # the next heartbeat learns it
     # Exiting does not raise; there was nothing left to release.
     assert LeaseRow.objects.get(id=lease.id).release_reason == "expired"
+
+
+def test_two_processes_of_one_agent_exclude_each_other(connect, hub_url):
+    """Issue 12 L9: two clients with the SAME agent token (two processes of one agent) racing for an
+    exclusive lock: one holds it at a time and no increment is lost. Re-entry needs the holder token
+    the grant returned, which only the client (thread) that acquired has."""
+    from memoryhub.client import HubClient
+
+    first = connect("inventory-1", "inventory")
+    second = HubClient(hub_url, token=first.persona.token)
+    name = "memory:inventory:sku-7/count"
+    try:
+        with first.lock(name, ttl=30) as lease:
+            first.put("inventory:sku-7", "count", {"n": 0}, fencing_token=lease.fencing_token)
+            entered = []
+            other = threading.Thread(target=lambda: entered.append(second.lock(name, ttl=30, wait=20).__enter__()))
+            other.start()
+            # The second process waits for the lock like any other contender (the hub records its
+            # wait) instead of re-entering the first one's lease.
+            assert eventually(lambda: LockWait.objects.filter(agent_id="inventory-1", ended_at=None).exists())
+            assert not entered
+            # A nested lock() in the holder's own thread re-enters: same lease, same fencing token.
+            with first.lock(name, ttl=30) as inner:
+                assert (inner.id, inner.fencing_token, inner.reentered) == (lease.id, lease.fencing_token, True)
+            assert LeaseRow.objects.get(id=lease.id).is_active
+        other.join(timeout=30)
+        assert entered and entered[0].fencing_token > lease.fencing_token and not entered[0].reentered
+        entered[0].release()
+
+        inside, most, rounds = [0], [0], 15
+        guard = threading.Lock()
+
+        def worker(hub) -> None:
+            for _ in range(rounds):
+                with hub.lock(name, ttl=30, wait=20) as held:
+                    with guard:
+                        inside[0] += 1
+                        most[0] = max(most[0], inside[0])
+                    seen = hub.get("inventory:sku-7", "count").content["n"]
+                    hub.put("inventory:sku-7", "count", {"n": seen + 1}, fencing_token=held.fencing_token)
+                    with guard:
+                        inside[0] -= 1
+
+        errors: list[BaseException] = []
+        start = threading.Barrier(2)
+
+        def run(hub) -> None:
+            try:
+                start.wait()
+                worker(hub)
+            except BaseException as exc:  # reported to the test
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(hub,)) for hub in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors
+        assert most[0] == 1
+        assert MemoryRow.objects.get(namespace="inventory:sku-7", key="count").content == {"n": 2 * rounds}
+    finally:
+        second.close()

@@ -32,11 +32,13 @@ def docs(policies, make_agent):
     return make_agent("docs-1", "docs")
 
 
-def lock(persona_or_client, resources, *, mode="exclusive", ttl=30, wait=None, key=None):
+def lock(persona_or_client, resources, *, mode="exclusive", ttl=30, wait=None, key=None, holder_token=None):
     client = getattr(persona_or_client, "client", persona_or_client)
     body = {"resources": resources, "mode": mode, "ttl_seconds": ttl}
     if wait is not None:
         body["wait_seconds"] = wait
+    if holder_token is not None:
+        body["holder_token"] = holder_token
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
     return client.post("/api/v1/locks/", json.dumps(body), content_type="application/json", **headers)
 

@@ -1,5 +1,7 @@
 """POST locks/: exclusive and shared, all or nothing, re-entrant, fencing tokens rising per resource."""
 
+import hashlib
+
 import pytest
 
 from memoryhub.events.models import Event
@@ -27,11 +29,11 @@ def test_exclusive_lock_is_granted_with_a_fencing_token_and_an_event(inventory):
 
 
 def test_second_exclusive_request_is_refused_with_the_holders(inventory, orders):
-    first = lock(inventory, ["pricing-table"]).json()
-    details = error_of(lock(orders, ["pricing-table"]), 409, "lock_held")
+    first = lock(inventory, ["inventory:pricing-table"]).json()
+    details = error_of(lock(orders, ["inventory:pricing-table"]), 409, "lock_held")
     assert details["holders"] == [
         {
-            "resource": "pricing-table",
+            "resource": "inventory:pricing-table",
             "agent": "inventory-1",
             "lease_id": first["id"],
             "mode": "exclusive",
@@ -41,10 +43,22 @@ def test_second_exclusive_request_is_refused_with_the_holders(inventory, orders)
     assert Lease.objects.filter(agent_id="orders-1").count() == 0
 
 
+def test_a_refusal_names_no_holder_the_caller_may_not_see(inventory, orders):
+    """Lock names follow their namespace (selectors.lease_visible): a name that denotes none (or one the
+    caller may not read) is refused as held, without who holds it, which lease or until when."""
+    lock(inventory, ["pricing-table"])
+    refused = lock(orders, ["pricing-table"])
+    details = error_of(refused, 409, "lock_held")
+    assert details["holders"] == [
+        {"resource": "pricing-table", "agent": None, "lease_id": None, "mode": "exclusive", "expires_at": None}
+    ]
+    assert "inventory-1" not in refused.content.decode()
+
+
 def test_shared_locks_coexist_and_keep_an_exclusive_out(inventory, orders, docs):
-    assert lock(inventory, ["catalog"], mode="shared").status_code == 201
-    assert lock(orders, ["catalog"], mode="shared").status_code == 201
-    details = error_of(lock(docs, ["catalog"], mode="exclusive"), 409, "lock_held")
+    assert lock(inventory, ["code:catalog"], mode="shared").status_code == 201
+    assert lock(orders, ["code:catalog"], mode="shared").status_code == 201
+    details = error_of(lock(docs, ["code:catalog"], mode="exclusive"), 409, "lock_held")
     assert sorted(holder["agent"] for holder in details["holders"]) == ["inventory-1", "orders-1"]
 
 
@@ -72,7 +86,9 @@ def test_resources_are_normalised_to_one_sorted_set(inventory):
 
 def test_reacquiring_what_you_hold_reenters_the_same_lease(inventory, orders):
     first = lock(inventory, ["ledger"], ttl=10).json()
-    again = lock(inventory, ["ledger"], ttl=60)
+    token = first["holder_token"]
+    assert len(token) >= 32 and first["reentered"] is False
+    again = lock(inventory, ["ledger"], ttl=60, holder_token=token)
     assert again.status_code == 201
     second = again.json()
     assert second["id"] == first["id"]
@@ -81,7 +97,7 @@ def test_reacquiring_what_you_hold_reenters_the_same_lease(inventory, orders):
     assert second["fencing_token"] == first["fencing_token"]
     assert second["expires_at"] > first["expires_at"]
     # An exclusive lease also covers a shared request for the same resources.
-    assert lock(inventory, ["ledger"], mode="shared").json()["depth"] == 3
+    assert lock(inventory, ["ledger"], mode="shared", holder_token=token).json()["depth"] == 3
 
     for remaining in (2, 1):
         body = release(inventory, first["id"]).json()
@@ -183,3 +199,28 @@ def test_the_longest_lock_wait_never_exceeds_the_api_ceiling(setting, expected):
     read = "import memoryhub.settings as s; print(s.MEMORYHUB_MAX_LOCK_WAIT_SECONDS)"
     result = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == expected
+
+
+def test_reentry_needs_the_holder_token_not_only_the_agent_id(inventory):
+    """Issue 12 L9: another process running as the same agent (same bearer token) is a contender: it
+    gets 409 lock_held (or waits) unless it proves it holds the lease with the token the grant returned.
+    The hub keeps only the token's digest."""
+    first = lock(inventory, ["ledger"], holder_token="process-one-token-0123").json()
+    assert first["holder_token"] == "process-one-token-0123"
+    lease = Lease.objects.get(id=first["id"])
+    assert lease.holder_digest == hashlib.sha256(b"process-one-token-0123").hexdigest()
+    details = error_of(lock(inventory, ["ledger"]), 409, "lock_held")
+    assert [holder["lease_id"] for holder in details["holders"]] == [first["id"]]
+    error_of(lock(inventory, ["ledger"], holder_token="process-two-token-4567"), 409, "lock_held")
+    assert Lease.objects.get(id=first["id"]).depth == 1
+    # A shared lease is no proof for a shared request either: a second shared lease is granted beside it.
+    shared = lock(inventory, ["board"], mode="shared").json()
+    other = lock(inventory, ["board"], mode="shared").json()
+    assert other["id"] != shared["id"] and other["reentered"] is False
+    again = lock(inventory, ["ledger"], holder_token="process-one-token-0123").json()
+    assert (again["id"], again["reentered"], again["depth"]) == (first["id"], True, 2)
+
+
+@pytest.mark.parametrize("token", ["short", "x" * 129, "has space in it ok", "newline-at-the-end\n", 12345678901234567])
+def test_a_bad_holder_token_is_400(inventory, token):
+    assert "holder_token" in error_of(lock(inventory, ["ledger"], holder_token=token), 400, "invalid")

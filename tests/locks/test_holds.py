@@ -4,7 +4,10 @@ import json
 
 import pytest
 
+from memoryhub.actors import SYSTEM
 from memoryhub.events.models import Event
+from policies.services import policies_apply
+from tests.conftest import TEST_POLICIES
 
 from .conftest import error_of, lock
 
@@ -66,7 +69,7 @@ def test_one_hold_per_resource_and_lifting_twice_is_a_conflict(human):
 
 def test_agents_can_see_the_holds_in_place(inventory, human):
     first = place(human, "inventory:sku-1").json()
-    second = place(human, "customer:acme").json()
+    second = place(human, "inventory:sku-2").json()
     human.delete(f"/api/v1/holds/{second['id']}/")
     active = inventory.client.get("/api/v1/holds/").json()["results"]
     assert [hold["id"] for hold in active] == [first["id"]]
@@ -100,3 +103,65 @@ def test_while_no_hold_is_in_place_writes_do_not_ask_for_one(inventory, human):
     assert hold_queries("a") == 0
     place(human, "pricing-table")
     assert hold_queries("b") == 1
+
+
+SECRET_POLICIES = {
+    **TEST_POLICIES,
+    "namespaces": [
+        *TEST_POLICIES["namespaces"],
+        {"pattern": "team:y:*", "readers": ["y"], "writers": ["y"]},
+        {"pattern": "drop:*", "readers": ["lead"], "writers": ["a", "lead"]},
+    ],
+}
+
+
+@pytest.fixture
+def teams(db, make_agent, human):
+    policies_apply(actor=SYSTEM, document=SECRET_POLICIES)
+    holds = {
+        resource: place(human, resource, reason=f"{resource} HOLD-REASON").json()
+        for resource in ("team:y:secret/plan", "drop:box/k")
+    }
+    return make_agent("a1", "a"), make_agent("y1", "y"), holds
+
+
+def test_an_agent_sees_only_the_holds_on_what_it_may_read(teams, human):
+    """Issue 12 L3: holds/, holds/<id>/ and activity/ show a hold (its resource and reason) only to
+    callers who may read the namespace held."""
+    a1, y1, holds = teams
+    secret = holds["team:y:secret/plan"]
+    assert a1.client.get("/api/v1/holds/").json()["results"] == []
+    assert a1.client.get("/api/v1/holds/?active=false&resource=team:y:secret/plan").json()["results"] == []
+    error_of(a1.client.get(f"/api/v1/holds/{secret['id']}/"), 404, "not_found")
+    assert error_of(a1.client.get("/api/v1/holds/99999/"), 404, "not_found") == {}
+    assert [hold["reason"] for hold in y1.client.get("/api/v1/holds/").json()["results"]] == [
+        "team:y:secret/plan HOLD-REASON"
+    ]
+    assert y1.client.get(f"/api/v1/holds/{secret['id']}/").status_code == 200
+    assert len(human.get("/api/v1/holds/").json()["results"]) == 2
+
+    seen = a1.client.get("/api/v1/activity/?resource=team:y:secret/plan").json()
+    absent = a1.client.get("/api/v1/activity/?resource=team:y:other/plan").json()
+    assert (seen["hold"], seen["proceed"], seen["reason"]) == (None, True, absent["reason"])
+    assert y1.client.get("/api/v1/activity/?resource=team:y:secret/plan").json()["hold"]["id"] == secret["id"]
+
+
+def test_a_hold_stops_a_writer_who_may_not_read_without_telling_it_more_than_it_sent(teams):
+    a1, y1, _ = teams
+    write = a1.client.put(
+        "/api/v1/memories/drop:box/k/", json.dumps({"content": {"n": 1}}), content_type="application/json"
+    )
+    details = error_of(write, 423, "held")
+    assert "HOLD-REASON" not in write.content.decode() and "alice" not in write.content.decode()
+    assert details == {"resources": ["drop:box/k"]}
+    refused = lock(a1, ["memory:drop:box/k", "a1-own-name"])
+    assert error_of(refused, 423, "held") == {"resources": ["memory:drop:box/k"]}
+    assert "HOLD-REASON" not in refused.content.decode()
+    activity = a1.client.get("/api/v1/activity/?resource=drop:box/k").json()
+    assert (activity["proceed"], activity["hold"], activity["defer_to"]) == (False, None, "human")
+    assert "HOLD-REASON" not in json.dumps(activity)
+    # Who may read the namespace is told the hold.
+    write = y1.client.put(
+        "/api/v1/memories/team:y:secret/plan/", json.dumps({"content": {"n": 1}}), content_type="application/json"
+    )
+    assert error_of(write, 423, "held")["reason"] == "team:y:secret/plan HOLD-REASON"

@@ -23,8 +23,26 @@ def test_the_holder_releases_and_the_resource_is_free_at_once(inventory, orders)
 
 
 def test_another_agent_may_not_release_a_lease(inventory, orders):
-    lease = lock(inventory, ["pricing-table"]).json()
+    lease = lock(inventory, ["inventory:pricing"]).json()  # a name orders may read: it may know of the lease
     error_of(release(orders, lease["id"]), 403, "forbidden")
+    error_of(heartbeat(orders, lease["id"]), 403, "forbidden")
+    assert Lease.objects.get(id=lease["id"]).released_at is None
+
+
+def test_a_lease_the_caller_may_not_see_answers_as_if_absent(inventory, make_agent):
+    """Issue 12 L4: someone else's lease on names the caller may not read gets the answer an id never
+    drawn gets, from every lease endpoint (no 403 saying whose it is)."""
+    sales = make_agent("sales-1", "sales")
+    lease = lock(sales, ["memory:customer:acme/plan"]).json()
+    unknown = lease["id"] + 1000
+    for call in (release, heartbeat):
+        hidden, absent = call(inventory, lease["id"]), call(inventory, unknown)
+        assert error_of(hidden, 404, "not_found") == error_of(absent, 404, "not_found")
+        assert hidden.json()["error"]["message"] == absent.json()["error"]["message"].replace(
+            str(unknown), str(lease["id"])
+        )
+        assert "sales-1" not in hidden.content.decode()
+    assert inventory.client.get(f"/api/v1/locks/{lease['id']}/").status_code == 404
     assert Lease.objects.get(id=lease["id"]).released_at is None
 
 
@@ -34,7 +52,7 @@ def test_releasing_an_unknown_lease_is_404(inventory):
 
 def test_a_human_force_releases_with_a_reason(inventory, orders, human):
     lease = lock(inventory, ["pricing-table"]).json()
-    lock(inventory, ["pricing-table"])  # depth 2: a force-release ignores depth
+    lock(inventory, ["pricing-table"], holder_token=lease["holder_token"])  # depth 2: a force-release ignores depth
     response = release(human, lease["id"], reason="agent crashed")
     assert response.status_code == 200, response.content
     event = Event.objects.get(seq=response.json()["seq"])
@@ -73,7 +91,7 @@ def test_heartbeat_extends_the_lease_without_an_event(inventory):
 
 
 def test_only_the_holder_heartbeats(inventory, orders, human):
-    lease = lock(inventory, ["pricing-table"]).json()
+    lease = lock(inventory, ["inventory:pricing"]).json()
     error_of(heartbeat(orders, lease["id"]), 403, "forbidden")
     error_of(heartbeat(human, lease["id"]), 403, "forbidden")
 

@@ -24,7 +24,7 @@ def _render(request, *, status: int = 200, hold_form: HoldForm | None = None):
             "nav": "locks",
             "leases": active["results"],
             "waiting": active["waiting"],
-            "holds": holds_list(active=True),
+            "holds": holds_list(actor=actor, active=True),
             "contention": lock_contention(actor=actor, limit=20),
             "hold_form": hold_form or HoldForm(),
         },
