@@ -10,8 +10,10 @@ A keyed request costs what an unkeyed one does plus one statement before its cha
    transaction, so the service's own fast paths (a stale write refused before any lock, a refusal
    recorded in autocommit) run as for an unkeyed write.
 2. **Store the answer, after the commit**, in a statement of its own (`settle`), the sequence row long
-   released. A request that changed nothing (a 400, a refusal) stores its answer the same way, if it
-   is one a retry must see again (`STORED_STATUSES`).
+   released, committed without waiting for the disk (see memoryhub/api/queries.py: the record that
+   makes the change exactly-once was flushed with the change; the answer can be rebuilt). A request that
+   changed nothing (a 400, a refusal) stores its answer the same way, if it is one a retry must see
+   again (`STORED_STATUSES`).
 3. **A duplicate** finds the key taken: its own change's transaction is refused (`KeyTaken`, raised
    from the insert, which on PostgreSQL first waits for the other transaction) and rolls back, or
    its answer finds the record there. Then (`answer_duplicate`): another body under the same key is
@@ -129,19 +131,16 @@ def settle(claim: Claim, response, *, taken: bool, rebuild: Callable[[Any], Any]
         status = response.status_code
         if _storable(status):
             body, content_type = _content(response), response.get("Content-Type", "application/json")
-            stored = (
-                _records(claim)
-                .filter(token=claim.token, status_code=None)
-                .update(status_code=status, response_body=body, content_type=content_type)
-            )
-            if stored or queries.record_insert(
+            answer = {"status": status, "body": body, "content_type": content_type}
+            if queries.answer_store(principal=claim.principal, key=claim.key, token=claim.token, **answer):
+                return response
+            if queries.record_insert(
                 principal=claim.principal,
                 key=claim.key,
                 fingerprint=claim.fingerprint,
                 token=claim.token,
-                status=status,
-                body=body,
-                content_type=content_type,
+                durable=False,
+                **answer,
             ):
                 return response
         elif _records(claim).filter(token=claim.token).delete()[0]:
@@ -182,8 +181,13 @@ def answer_duplicate(claim: Claim, *, rebuild: Callable[[Any], Any]) -> HttpResp
             key=claim.key,
         )
     body, content_type = _content(response), response.get("Content-Type", "application/json")
-    _records(claim).filter(token=record.token, status_code=None).update(
-        status_code=response.status_code, response_body=body, content_type=content_type
+    queries.answer_store(
+        principal=claim.principal,
+        key=claim.key,
+        token=record.token,
+        status=response.status_code,
+        body=body,
+        content_type=content_type,
     )
     response["Idempotent-Replayed"] = "true"
     return response
