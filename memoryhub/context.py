@@ -12,21 +12,27 @@ and hold checks ask the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from policies.decide import PolicySet
 
 from .actors import Actor
+
+if TYPE_CHECKING:
+    from memoryhub.api.idempotency import Claim
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Caller(Actor):
     """An authenticated actor with the policies at the log position its request started at, whether
     any human hold was in place then (None: not known, ask), and the request's Idempotency-Key (which
-    the events its writes append carry)."""
+    the events its writes append carry) with its claim (memoryhub/api/idempotency.py)."""
 
     policies: PolicySet
     any_hold: bool | None = None
     idempotency_key: str = ""
+    # The request's hold on its Idempotency-Key, which the change's transaction records (REST writes).
+    idempotency_claim: Claim | None = None
 
-    def with_idempotency_key(self, key: str) -> Caller:
-        return replace(self, idempotency_key=key)
+    def with_idempotency_key(self, key: str, claim: Claim | None = None) -> Caller:
+        return replace(self, idempotency_key=key, idempotency_claim=claim)

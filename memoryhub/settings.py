@@ -296,6 +296,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MEMORYHUB_MAX_BODY_BYTES", 5 * 2**19)
 # in the merge patch and the encoder (a 500) long before anyone means it.
 MEMORYHUB_MAX_JSON_DEPTH = env_int("MEMORYHUB_MAX_JSON_DEPTH", 100)
 MEMORYHUB_IDEMPOTENCY_TTL_SECONDS = env_int("MEMORYHUB_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+# How long a repeat waits for the answer of the request holding its key before a 409 (or, once that
+# request's change has committed, an answer rebuilt from its events).
+MEMORYHUB_IDEMPOTENCY_WAIT_MS = env_int("MEMORYHUB_IDEMPOTENCY_WAIT_MS", 2000)
 # How long a lock request may wait (the API's ceiling is 30 s): a waiting request keeps its sync worker.
 MEMORYHUB_MAX_LOCK_WAIT_SECONDS = min(env_int("MEMORYHUB_MAX_LOCK_WAIT_SECONDS", 30), 30)
 # Requests per caller ("6000/min", "100/s", "off"), in bursts of at most MEMORYHUB_RATE_LIMIT_BURST

@@ -3,7 +3,7 @@
 A flooding agent must not slow the others down, so a refusal has to cost next to nothing: this
 middleware runs first, keys the caller by what the request carries (the token's digest, the session
 cookie, else the client address) without a database query, and answers 429 before authentication,
-the idempotency transaction, body parsing and policy loading. (A DRF throttle runs after
+the idempotency claim, body parsing and policy loading. (A DRF throttle runs after
 authentication: its refusals cost a token lookup, and a write's also an open transaction.)
 
 - Each caller gets MEMORYHUB_RATE_LIMIT (`6000/min`), metered by GCRA: up to a burst of requests at

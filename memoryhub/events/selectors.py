@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from memoryhub.actors import Actor
@@ -63,3 +64,14 @@ def events_visible(
         if len(batch) < SCAN_BATCH:
             break
     return results, cursor
+
+
+def events_with_key(*, actor: Actor, key: str, since: datetime) -> list[Event]:
+    """The events `actor`'s requests appended under this Idempotency-Key since about `since`, oldest
+    first: what a repeat rebuilds a lost answer from (memoryhub/api/idempotency.py)."""
+    # A minute's slack: the record's time is the server process's clock, an event's the database's.
+    return list(
+        Event.objects.filter(
+            actor_kind=actor.kind, actor_id=actor.id, idempotency_key=key, at__gte=since - timedelta(minutes=1)
+        ).order_by("seq")
+    )

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from memoryhub.actors import Actor
+from memoryhub.api.idempotency import claim_with_change
 from memoryhub.context import Caller
 from memoryhub.search.tasks import embeddings_wanted
 
@@ -66,8 +67,15 @@ def event_record(*, actor: Actor, type: str, **fields: Any) -> Event:
 
 
 def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
-    # A request's events carry its Idempotency-Key (the adapter put it in the request context).
+    # A request's events carry its Idempotency-Key (the adapter put it in the request context), and
+    # its change's transaction records the key (before the sequence row is taken: a duplicate waits on
+    # the key's row, not on the log). Outside a transaction (a refusal recorded in autocommit) the key
+    # is claimed after the event: see memoryhub/api/idempotency.py.
     key = actor.idempotency_key if isinstance(actor, Caller) else ""
+    claim = actor.idempotency_claim if isinstance(actor, Caller) else None
+    in_transaction = connection.in_atomic_block
+    if claim is not None and in_transaction:
+        claim_with_change(claim)
     rows = [
         Event(
             type=new.type,
@@ -98,6 +106,8 @@ def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
         queries.insert(rows)
     for row in rows:
         row._state.adding = False  # they are stored now; Event.save() refuses to update them
+    if claim is not None and not in_transaction:
+        claim_with_change(claim)
     transaction.on_commit(lambda: publish_events(rows))
     if any(row.type in CONTENT_TYPES for row in rows):
         transaction.on_commit(embeddings_wanted)  # search: embed the new version, off the request path

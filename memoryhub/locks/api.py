@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
-from django.db import connection
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from memoryhub.api.permissions import IsHuman
@@ -100,29 +98,6 @@ def _reason_body(request) -> dict:
 class LockListView(HubView):
     """POST acquires (all or nothing, optionally waiting); GET lists active leases and waiters."""
 
-    _pending: services.LockRequest | None = None
-    _final = True
-    _refused = False
-
-    def dispatch(self, request, *args, **kwargs):
-        if request.method != "POST" or not request.headers.get("Idempotency-Key"):
-            return super().dispatch(request, *args, **kwargs)
-        # With an Idempotency-Key, HubView runs the request in one transaction (claiming the key).
-        # Waiting inside it would keep the database locked for the releaser too (SQLite) or keep
-        # the key row locked for seconds (PostgreSQL). So each pass makes one attempt; a refusal with
-        # time left is not stored under the key, and the wait (services.lock_wait) happens between
-        # passes. The first pass validates; it makes the first attempt too.
-        self._final = False
-        response = super().dispatch(request, *args, **kwargs)
-        if not self._refused or self._pending is None:
-            return response
-        return services.lock_wait(self._pending, lambda final: self._pass(request, final, *args, **kwargs))
-
-    def _pass(self, request, final: bool, *args, **kwargs):
-        self._final, self._refused = final, False
-        response = super().dispatch(request, *args, **kwargs)
-        return None if self._refused else response
-
     @extend_schema(
         operation_id="locks_list",
         parameters=[
@@ -138,10 +113,9 @@ class LockListView(HubView):
 
     @extend_schema(request=LockInput, responses={201: LeaseOutput})
     def post(self, request):
-        if not connection.in_atomic_block:
-            grant = services.lock_acquire(actor=self.actor, **_lock_fields(request))
-        else:
-            grant = self._attempt_once(request)
+        # With or without an Idempotency-Key: the attempts each in a transaction of their own, the
+        # wait between them (services.lock_acquire); the grant's transaction records the key.
+        grant = services.lock_acquire(actor=self.actor, **_lock_fields(request))
         body = {
             **lease_to_dict(grant.lease),
             "seq": grant.seq,
@@ -149,25 +123,11 @@ class LockListView(HubView):
             "waited_ms": grant.waited_ms,
             "holder_token": grant.holder_token,
         }
-        return Response(body, status=status.HTTP_201_CREATED)
-
-    def stored_content(self, response) -> bytes:
-        # The holder token is kept only as a digest (Lease.holder_digest), not in the key's record.
-        body = json.loads(response.content)
-        if isinstance(body, dict) and "holder_token" in body:
-            body["holder_token"] = None
-            return json.dumps(body, separators=(",", ":")).encode()
-        return response.content
-
-    def _attempt_once(self, request) -> services.LockGrant:
-        if self._pending is None:
-            self._pending = services.lock_request(actor=self.actor, **_lock_fields(request))
-            self._final = not self._pending.wait_seconds
-        grant = services.lock_attempt(self._pending, final=self._final)
-        if grant is None:
-            self._refused = not self._final
-            raise self._pending.refusal()
-        return grant
+        response = Response(body, status=status.HTTP_201_CREATED)
+        # The holder token is kept only as a digest (Lease.holder_digest): an Idempotency-Key's
+        # record keeps the answer without it (a replay says null).
+        response.replay_content = JSONRenderer().render({**body, "holder_token": None})
+        return response
 
 
 class LockContentionView(HubView):

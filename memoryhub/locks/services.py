@@ -6,9 +6,7 @@ from .acquire import (
     LockGrant,
     LockRequest,
     lock_acquire,
-    lock_attempt,
     lock_request,
-    lock_wait,
     lock_waits_close_abandoned,
 )
 from .alerts import lock_alerts_raise
@@ -30,11 +28,9 @@ __all__ = [
     "leases_release_all",
     "lock_acquire",
     "lock_alerts_raise",
-    "lock_attempt",
     "lock_force_release",
     "lock_heartbeat",
     "lock_release",
     "lock_request",
-    "lock_wait",
     "lock_waits_close_abandoned",
 ]

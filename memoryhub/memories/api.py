@@ -8,10 +8,11 @@ from memoryhub.api.headers import parse_fencing_token, parse_if_none_match, pars
 from memoryhub.api.params import BIGINT_MAX, INT_MAX, int_param, parse_int, time_param
 from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
+from memoryhub.events.selectors import events_with_key
 
 from . import services
 from .models import MemoryKind
-from .selectors import memories_list, memory_get, memory_history, memory_to_dict
+from .selectors import memories_list, memory_get, memory_history, memory_to_dict, memory_written
 
 
 class MemoryPutInput(StrictSerializer):
@@ -80,6 +81,19 @@ def _written(result, code=status.HTTP_200_OK) -> Response:
     return Response(body, status=code, headers={"ETag": f'"{result.memory.version}"'})
 
 
+class _WriteView(HubView):
+    """A memory write: a repeat whose first request's answer was lost gets it rebuilt from the log."""
+
+    def rebuild(self, request, *, since):
+        namespace, key = self.kwargs["namespace"], self.kwargs["key"]
+        events = events_with_key(actor=self.actor, key=self.actor.idempotency_key, since=since)
+        body = memory_written(actor=self.actor, namespace=namespace, key=key, key_events=events)
+        if body is None:
+            return None
+        code = status.HTTP_201_CREATED if body.pop("created") and request.method == "PUT" else status.HTTP_200_OK
+        return Response(body, status=code, headers={"ETag": f'"{body["version"]}"'})
+
+
 class MemoryListView(HubView):
     @extend_schema(
         parameters=[
@@ -109,7 +123,7 @@ class MemoryListView(HubView):
         return Response({"results": results, "limit": limit, "offset": offset})
 
 
-class MemoryDetailView(HubView):
+class MemoryDetailView(_WriteView):
     @extend_schema(
         parameters=[
             OpenApiParameter("version", int),
@@ -191,7 +205,7 @@ class MemoryHistoryView(HubView):
         )
 
 
-class MemoryRevertView(HubView):
+class MemoryRevertView(_WriteView):
     @extend_schema(request=RevertInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
     def post(self, request, namespace, key):
         data = validated(RevertInput, request)

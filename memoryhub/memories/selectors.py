@@ -169,3 +169,28 @@ def memories_list(
         if len(results) >= limit:
             break
     return results
+
+
+def memory_written(*, actor: Actor, namespace: str, key: str, key_events: list[Event]) -> dict[str, Any] | None:
+    """A write's answer rebuilt from the log: the memory as the last of `key_events` (the events of
+    one request, see events_with_key) left it, with that event's seq; None when they hold no write of
+    this memory. What a repeat of a write whose answer was lost gets (memoryhub/api/idempotency.py)."""
+    resource = f"{namespace}/{key}"
+    written = [event for event in key_events if event.resource == resource and event.type in MEMORY_EVENT_TYPES]
+    memory = fetch_memory(namespace, key) if written else None
+    if memory is None:
+        return None
+    event = written[-1]
+    readable = decide_read(policies_for(actor), actor, namespace).allowed
+    shown = {
+        **memory_to_dict(memory, readable=readable),
+        "version": event.version,
+        "updated_by": event.actor_label,
+        "updated_at": iso(event.at),
+        "seq": event.seq,
+        "created": event.type == "memory.created",
+    }
+    if readable:
+        shown["content"] = event.after if event.type in CONTENT_EVENT_TYPES else None
+        shown["reason"] = event.reason
+    return shown

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -408,6 +409,10 @@ class Session:
     ) -> Reply:
         payload = None if body is None else json.dumps(body).encode()
         all_headers = {**self.auth, **(headers or {})}
+        if method != "GET" and self.params.get("keys", True):
+            # As memoryhub.client sends every write (memoryhub/client/_base.py, Call): a fresh
+            # Idempotency-Key per logical write. `keys=False` measures the same loop without.
+            all_headers.setdefault("Idempotency-Key", str(uuid.uuid4()))
         if payload is not None:
             all_headers["Content-Type"] = "application/json"
         for attempt in (1, 2):
