@@ -82,8 +82,8 @@ def test_a_waiter_is_woken_by_the_release(inventory, orders, idempotent, no_rech
 
 
 def test_a_waiter_gets_409_after_its_deadline_when_nothing_is_released(inventory, orders, no_recheck):
-    held = lock(inventory, ["pricing-table"], ttl=60).json()
-    response = lock(orders, ["pricing-table"], wait=1)
+    held = lock(inventory, ["inventory:pricing-table"], ttl=60).json()
+    response = lock(orders, ["inventory:pricing-table"], wait=1)
     details = error_of(response, 409, "lock_held")
     assert details["holders"][0]["lease_id"] == held["id"]
     assert details["waited_ms"] >= 1000  # not before its deadline
@@ -91,7 +91,7 @@ def test_a_waiter_gets_409_after_its_deadline_when_nothing_is_released(inventory
     assert wait.outcome == "timeout"
     # ...and at it: not when the holder's lease would have run out (then it would have been granted).
     assert wait.ended_at < Lease.objects.get(id=held["id"]).expires_at
-    row = LockResource.objects.get(name="pricing-table")
+    row = LockResource.objects.get(name="inventory:pricing-table")
     assert (row.waited_count, row.denied_count) == (1, 1)
 
 
