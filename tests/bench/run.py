@@ -12,6 +12,7 @@ same run.
     python -m tests.bench.run search          # issue 13: search p50/p99 at 10k and 1M memories, HNSW recall@10
     python -m tests.bench.run search-writes   # issue 13: memory writes/s with the lexical index against without
     python -m tests.bench.run flood           # issue 12: victims' p99 while one agent floods the hub
+    python -m tests.bench.run scale           # issue 16: reads at 1/1000 and full size (1 M memories, 5 M events)
 
 Options: --duration S (measured seconds per case), --warmup S, --rounds N (interleave and keep the
 median), --layouts a,b (REST layouts: gunicorn-sync, gunicorn-gthread, gunicorn-gthread2, daphne,
@@ -43,6 +44,7 @@ SUITES = {
     "search-here": "tests.bench.bench_search:run_here",
     "search-writes": "tests.bench.bench_search:run_writes",
     "flood": "tests.bench.bench_flood:run",
+    "scale": "tests.bench.bench_scale:run",
 }
 
 
