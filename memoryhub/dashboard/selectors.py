@@ -222,37 +222,49 @@ def activity_timeline(*, range_key: str = "1h", now: datetime | None = None) -> 
 
 @dataclass
 class TreeNode:
-    name: str
-    path: str
-    count: int = 0  # memories directly in this namespace
-    total: int = 0  # in it and below
-    children: dict[str, TreeNode] = field(default_factory=dict)
-
-    @property
-    def child_list(self) -> list[TreeNode]:
-        return [self.children[name] for name in sorted(self.children)]
+    name: str  # this level's segment
+    path: str  # the namespace (or prefix) it stands for
+    leaf: bool = True  # a namespace with no namespaces below it (`path:...`)
+    namespace: bool = False  # memories live directly in `path`
 
 
-def namespace_tree(*, limit: int = 2000) -> list[TreeNode]:
-    """Namespaces holding live memories, as a tree by `:` segments, with counts."""
-    now = timezone.now()
-    rows = (
-        Memory.objects.filter(deleted_at=None)
-        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
-        .values("namespace")
-        .annotate(n=Count("id"))
-        .order_by("namespace")[:limit]
-    )
-    root = TreeNode(name="", path="")
-    for row in rows:
-        node = root
-        parts = row["namespace"].split(":")
-        for depth, part in enumerate(parts):
-            path = ":".join(parts[: depth + 1])
-            node = node.children.setdefault(part, TreeNode(name=part, path=path))
-            node.total += row["n"]
-        node.count += row["n"]
-    return root.child_list
+TREE_PAGE = 100
+
+
+def namespace_children(prefix: str = "", *, after: str | None = None, limit: int = TREE_PAGE) -> tuple[list[TreeNode], str | None]:
+    """One level of the namespace tree: the distinct `:` segments below `prefix` (`""` or ending in
+    `:`) that hold live memories, in order, at most `limit`, and where the next page starts (None on
+    the last). No count over the table: each child is one descent of the namespace index (the first
+    namespace past the previous child's range), so a page costs the same with 20 namespaces or 10,000.
+    Ranges follow the database's order of namespaces, which is binary on SQLite and on PostgreSQL
+    databases with the C collation (the recommended setup)."""
+    live = Memory.objects.filter(deleted_at=None).filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+    if prefix:
+        live = live.filter(namespace__gte=prefix, namespace__lt=_prefix_upper(prefix))
+    nodes: dict[str, TreeNode] = {}
+    position = after
+    while len(nodes) <= limit:
+        rows = live.filter(namespace__gt=position) if position is not None else live
+        name = rows.order_by("namespace").values_list("namespace", flat=True).first()
+        if name is None:
+            return list(nodes.values()), None
+        segment, below, _ = name[len(prefix) :].partition(":")
+        path = prefix + segment
+        if len(nodes) == limit and path not in nodes:
+            return list(nodes.values()), position
+        node = nodes.setdefault(path, TreeNode(name=segment, path=path))
+        if below:
+            node.leaf = False
+            # Past every namespace below this child: their characters all sort below DEL.
+            position = path + ":\x7f"
+        else:
+            node.namespace = True
+            position = name
+    return list(nodes.values()), position
+
+
+def _prefix_upper(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def pretty(value: Any) -> str:

@@ -40,8 +40,16 @@ class Event(models.Model):
     class Meta:
         ordering = ["seq"]
         indexes = [
-            models.Index(fields=["resource", "seq"], name="event_resource_seq"),
-            models.Index(fields=["namespace", "seq"], name="event_namespace_seq"),
+            # varchar_pattern_ops (PostgreSQL; ignored elsewhere): the same index serves equality and a
+            # glob's literal prefix (LIKE 'ns:00%'), whatever the database's collation.
+            models.Index(
+                fields=["resource", "seq"], opclasses=["varchar_pattern_ops", "int8_ops"], name="event_resource_seq_p"
+            ),
+            models.Index(
+                fields=["namespace", "seq"], opclasses=["varchar_pattern_ops", "int8_ops"], name="event_namespace_seq_p"
+            ),
+            # A memory's version (`?version=`, compare, revert) in one descent, however long its history.
+            models.Index(fields=["resource", "version"], name="event_resource_version"),
             models.Index(fields=["type", "seq"], name="event_type_seq"),
             models.Index(fields=["actor_id", "seq"], name="event_actor_seq"),
             models.Index(fields=["at"], name="event_at"),
