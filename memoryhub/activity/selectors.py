@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -16,6 +17,7 @@ from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.names import aliases, check_resource
 from memoryhub.locks.selectors import iso
 from policies.decide import RecentAction, decide_deference
+from policies.readable import prefix_q
 from policies.selectors import policies_for
 
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
@@ -41,9 +43,12 @@ def activity_for(
     check_resource(resource)
     now = now or timezone.now()
     names = aliases(resource)
-    match = Q(resource="", type__in=MULTI_RESOURCE_TYPES)  # multi-resource lock events, refined below
+    # Each branch one index: multi-resource lock events (event_multi_resource_lock, refined below),
+    # the exact resource and the memories under it ((resource, seq), a prefix range), the namespace.
+    vendor = connection.vendor
+    match = Q(resource="", type__in=MULTI_RESOURCE_TYPES)
     for name in names:
-        match |= Q(resource=name) | Q(namespace=name) | Q(resource__startswith=name + "/")
+        match |= Q(resource=name) | Q(namespace=name) | prefix_q(name + "/", field="resource", vendor=vendor)
     events = Event.objects.filter(match, at__gte=now - timedelta(seconds=window_seconds)).order_by("-seq")
     if actor.kind in ("agent", "human"):
         events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)

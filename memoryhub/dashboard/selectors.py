@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
@@ -25,7 +27,8 @@ from memoryhub.locks.models import Lease, LockWait
 from memoryhub.memories.content import diff as content_diff
 from memoryhub.memories.models import Memory
 from memoryhub.tasks.models import Task, TaskStatus
-from policies.decide import PolicySet, glob_to_regex
+from policies.decide import PolicySet
+from policies.readable import glob_q
 
 # --- agents -------------------------------------------------------------------------------------------
 
@@ -231,7 +234,9 @@ class TreeNode:
 TREE_PAGE = 100
 
 
-def namespace_children(prefix: str = "", *, after: str | None = None, limit: int = TREE_PAGE) -> tuple[list[TreeNode], str | None]:
+def namespace_children(
+    prefix: str = "", *, after: str | None = None, limit: int = TREE_PAGE
+) -> tuple[list[TreeNode], str | None]:
     """One level of the namespace tree: the distinct `:` segments below `prefix` (`""` or ending in
     `:`) that hold live memories, in order, at most `limit`, and where the next page starts (None on
     the last). No count over the table: each child is one descent of the namespace index (the first
@@ -313,7 +318,7 @@ def events_filtered(query: EventQuery) -> QuerySet[Event]:
         events = events.filter(actor_id=query.actor)
     if query.namespace:
         events = (
-            events.filter(namespace__regex=glob_to_regex(query.namespace))
+            events.filter(glob_q(query.namespace, vendor=connection.vendor))  # the literal prefix as a range
             if "*" in query.namespace
             else events.filter(namespace=query.namespace)
         )
@@ -330,6 +335,26 @@ def events_filtered(query: EventQuery) -> QuerySet[Event]:
     if query.end:
         events = events.filter(at__lt=query.end)
     return events
+
+
+EXPORT_BATCH = 2000
+
+
+def events_export_batches(
+    query: EventQuery, *, after: int, end: int, batch: int = EXPORT_BATCH
+) -> Iterator[list[Event]]:
+    """The filtered events with `after` < seq <= `end` (the log's last seq when the export started:
+    the range it promises; seqs commit in order, so none appears later inside it), oldest first, in
+    keyset batches. Each batch is one indexed query in a short transaction of its own: nothing is
+    materialised whole, no server-side cursor outlives its transaction, memory stays flat."""
+    position = after
+    while position < end:
+        with transaction.atomic():
+            rows = list(events_filtered(query).filter(seq__gt=position, seq__lte=end)[:batch])
+        if not rows:
+            return
+        yield rows
+        position = rows[-1].seq
 
 
 def events_page(query: EventQuery, *, before: int | None = None, limit: int = 100) -> tuple[list[Event], int | None]:

@@ -105,9 +105,7 @@ def memory_get(
     if as_of is not None:
         bound = _last_seq_at(as_of)
         event = (
-            None
-            if bound is None
-            else _memory_events(namespace, key).filter(seq__lte=bound).order_by("-seq").first()
+            None if bound is None else _memory_events(namespace, key).filter(seq__lte=bound).order_by("-seq").first()
         )
         return _past_state(memory, event, f"at {as_of.isoformat()}")
     if memory.deleted_at is not None or (memory.expires_at and memory.expires_at <= timezone.now()):
@@ -116,7 +114,9 @@ def memory_get(
 
 
 def version_content(*, namespace: str, key: str, version: int) -> Any:
-    event = _memory_events(namespace, key).filter(version=version, type__in=CONTENT_EVENT_TYPES).order_by("-seq").first()
+    event = (
+        _memory_events(namespace, key).filter(version=version, type__in=CONTENT_EVENT_TYPES).order_by("-seq").first()
+    )
     return event.after if event else None
 
 
@@ -222,7 +222,5 @@ def memories_list(
         )
     rows = list(queryset.order_by("namespace", "key")[offset : offset + limit + 1])
     page = rows[:limit]
-    following = (
-        cursors.encode("memories", [page[-1].namespace, page[-1].key], bound) if len(rows) > limit else None
-    )
+    following = cursors.encode("memories", [page[-1].namespace, page[-1].key], bound) if len(rows) > limit else None
     return [memory_to_dict(memory) for memory in page], following

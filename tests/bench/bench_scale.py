@@ -259,9 +259,9 @@ def build(config: BenchConfig, shape: Shape, tree: Path) -> dict[str, Any]:
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "agents": agents,
             "staff_session": staff_session,
-            "hot_first_at": db.execute(
-                "SELECT min(at) FROM events_event WHERE resource = %s", [p["hot_resource"]]
-            ).fetchone()[0].isoformat(),
+            "hot_first_at": db.execute("SELECT min(at) FROM events_event WHERE resource = %s", [p["hot_resource"]])
+            .fetchone()[0]
+            .isoformat(),
         }
         db.execute("INSERT INTO bench_scale_meta VALUES (%s)", [json.dumps(meta)])
         db.execute("VACUUM ANALYZE")
@@ -448,7 +448,9 @@ def run(config: BenchConfig) -> list[Row]:
     base_tree = os.environ.get("MEMORYHUB_BENCH_BASE_TREE")
     trees = [("base", Path(base_tree))] if base_tree else []
     trees.append(("this code", ROOT))
-    print(f"\n== scale: {', '.join(f'{s.name} {s.memories:,} memories, {s.events:,} events' for s in shapes(config.quick))} ==")
+    print(
+        f"\n== scale: {', '.join(f'{s.name} {s.memories:,} memories, {s.events:,} events' for s in shapes(config.quick))} =="
+    )
     metas = {shape.name: build(config, shape, trees[0][1]) for shape in shapes(config.quick)}
     results: dict[str, dict[str, Any]] = {}
     for label, tree in trees:
@@ -460,6 +462,8 @@ def run(config: BenchConfig) -> list[Row]:
     names = [name for name, _, _ in operations(metas["small"])]
     _print_table(results, names)
     rows = [row for label in results for row in _rows(label, results[label], names)]
-    path = save_results("scale", rows, config, notes={"results": results, "shapes": [s.__dict__ for s in shapes(config.quick)]})
+    path = save_results(
+        "scale", rows, config, notes={"results": results, "shapes": [s.__dict__ for s in shapes(config.quick)]}
+    )
     print(f"\nresults: {path.relative_to(ROOT)}", flush=True)
     return rows

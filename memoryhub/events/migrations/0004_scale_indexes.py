@@ -2,6 +2,19 @@
 
 from django.db import migrations, models
 
+# jsonb containment (audience @> '["agent:x"]') for visible_q; PostgreSQL only, so raw SQL.
+GIN_AUDIENCE = "CREATE INDEX IF NOT EXISTS event_audience ON events_event USING gin (audience jsonb_path_ops)"
+
+
+def create_gin(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(GIN_AUDIENCE)
+
+
+def drop_gin(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP INDEX IF EXISTS event_audience")
+
 
 class Migration(migrations.Migration):
 
@@ -30,4 +43,22 @@ class Migration(migrations.Migration):
             model_name='event',
             index=models.Index(fields=['resource', 'version'], name='event_resource_version'),
         ),
+        migrations.AddIndex(
+            model_name='event',
+            index=models.Index(
+                condition=models.Q(('namespaces__isnull', False)), fields=['seq'], name='event_multi_namespace'
+            ),
+        ),
+        migrations.AddIndex(
+            model_name='event',
+            index=models.Index(
+                condition=models.Q(
+                    ('resource', ''),
+                    ('type__in', ['lock.acquired', 'lock.released', 'lock.expired', 'lock.force_released', 'alert.lock_wait']),
+                ),
+                fields=['seq'],
+                name='event_multi_resource_lock',
+            ),
+        ),
+        migrations.RunPython(create_gin, drop_gin),
     ]
