@@ -34,6 +34,28 @@ def _covers(event: Event, names: set[str]) -> bool:
     return False
 
 
+def _recent(names: set[str], *, since: datetime, actor: Actor) -> list[Event]:
+    """Events touching `names` since `since`, newest first, at most SCAN_LIMIT: one query per branch,
+    each a backward range of its own index (multi-resource lock events, the exact resource, the
+    memories under it, the namespace), merged here. One OR of them all made PostgreSQL scan the
+    window by time instead (0.15 s for a 7-day window of 5 M events)."""
+    vendor = connection.vendor
+    first = Event.objects.filter(at__gte=since).order_by("at", "seq").values_list("seq", flat=True).first()
+    if first is None:
+        return []
+    branches = [Q(resource="", type__in=MULTI_RESOURCE_TYPES)]
+    for name in names:
+        branches += [Q(resource=name), Q(namespace=name), prefix_q(name + "/", field="resource", vendor=vendor)]
+    found: dict[int, Event] = {}
+    for branch in branches:
+        events = Event.objects.filter(branch, seq__gte=first).order_by("-seq")
+        if actor.kind in ("agent", "human"):
+            events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)
+        for event in events[:SCAN_LIMIT]:
+            found[event.seq] = event
+    return [found[seq] for seq in sorted(found, reverse=True)[:SCAN_LIMIT]]
+
+
 def activity_for(
     *, actor: Actor, resource: str, window_seconds: int = 300, now: datetime | None = None, limit: int = 100
 ) -> dict[str, Any]:
@@ -43,19 +65,11 @@ def activity_for(
     check_resource(resource)
     now = now or timezone.now()
     names = aliases(resource)
-    # Each branch one index: multi-resource lock events (event_multi_resource_lock, refined below),
-    # the exact resource and the memories under it ((resource, seq), a prefix range), the namespace.
-    vendor = connection.vendor
-    match = Q(resource="", type__in=MULTI_RESOURCE_TYPES)
-    for name in names:
-        match |= Q(resource=name) | Q(namespace=name) | prefix_q(name + "/", field="resource", vendor=vendor)
-    events = Event.objects.filter(match, at__gte=now - timedelta(seconds=window_seconds)).order_by("-seq")
-    if actor.kind in ("agent", "human"):
-        events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)
+    events = _recent(names, since=now - timedelta(seconds=window_seconds), actor=actor)
     policies = policies_for(actor)
     visible = EventFilter(actor, policies)
     recent = []
-    for event in events[:SCAN_LIMIT]:
+    for event in events:
         if _covers(event, names) and visible.visible_row(event):
             recent.append(event)
             if len(recent) >= limit:

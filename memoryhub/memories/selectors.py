@@ -70,6 +70,15 @@ def _memory_events(namespace: str, key: str):
     return Event.objects.filter(resource=f"{namespace}/{key}", type__in=MEMORY_EVENT_TYPES)
 
 
+def _version_event(namespace: str, key: str, version: int, types: tuple[str, ...] = MEMORY_EVENT_TYPES) -> Event | None:
+    """The event of one version, by the (resource, version) index. No ORDER BY seq in SQL (not even
+    Meta.ordering's): with one,
+    PostgreSQL walks the (resource, seq) index back over every newer version instead (measured:
+    0.46 s at 50,000 versions). A version is written once, so the rows are one or very few."""
+    rows = list(_memory_events(namespace, key).filter(version=version, type__in=types).order_by()[:16])
+    return max(rows, key=lambda event: event.seq) if rows else None
+
+
 def _last_seq_at(as_of: datetime) -> int | None:
     """The newest seq committed at or before `as_of` (seq and `at` grow together: `at` is read while
     the sequence row is locked): one descent of the `at` index, so a memory's past is then found by
@@ -99,9 +108,7 @@ def memory_get(
     if memory is None:
         raise NotFound(f"no memory {namespace}/{key}")
     if version is not None:
-        # The (resource, version) index: the few events of that version, whatever the history's length.
-        event = _memory_events(namespace, key).filter(version=version).order_by("-seq").first()
-        return _past_state(memory, event, f"at version {version}")
+        return _past_state(memory, _version_event(namespace, key, version), f"at version {version}")
     if as_of is not None:
         bound = _last_seq_at(as_of)
         event = (
@@ -114,9 +121,7 @@ def memory_get(
 
 
 def version_content(*, namespace: str, key: str, version: int) -> Any:
-    event = (
-        _memory_events(namespace, key).filter(version=version, type__in=CONTENT_EVENT_TYPES).order_by("-seq").first()
-    )
+    event = _version_event(namespace, key, version, CONTENT_EVENT_TYPES)
     return event.after if event else None
 
 
@@ -164,7 +169,7 @@ def memory_history(
 def memory_version(*, actor: Actor, namespace: str, key: str, version: int) -> dict[str, Any] | None:
     """One version as history shows it (the (resource, version) index), or None if it never was."""
     _check_readable(actor, namespace, key)
-    event = _memory_events(namespace, key).filter(version=version).order_by("-seq").first()
+    event = _version_event(namespace, key, version)
     return version_to_dict(event) if event else None
 
 
