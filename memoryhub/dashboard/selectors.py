@@ -79,27 +79,32 @@ def _live_receipts(now: datetime) -> QuerySet[Receipt]:
 
 
 def inbox_backlog(*, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per recipient role: unread receipts, receipts awaiting an ack, and the oldest unread entry."""
+    """Per recipient role: unread receipts, receipts awaiting an ack, and the oldest unread entry. Two
+    queries, each on its partial index (receipt_unread_live, receipt_unacked_live), so the cost is the
+    backlog's, not every receipt ever sent (one query with `unread OR unacked` read them all)."""
     now = now or timezone.now()
-    rows = (
-        _live_receipts(now)
-        .filter(Q(read_at=None) | Q(acked_at=None, entry__requires_ack=True))
+    live = _live_receipts(now)
+    unread = {
+        row["agent__role"]: row
+        for row in live.filter(read_at=None)
         .values("agent__role")
-        .annotate(
-            unread=Count("id", filter=Q(read_at=None)),
-            awaiting_ack=Count("id", filter=Q(acked_at=None, entry__requires_ack=True)),
-            oldest=Min("entry__created_at", filter=Q(read_at=None)),
-        )
-        .order_by("agent__role")
+        .annotate(n=Count("id"), oldest=Min("entry__created_at"))
+        .order_by()
+    }
+    awaiting = dict(
+        live.filter(acked_at=None, entry__requires_ack=True)
+        .values_list("agent__role")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     return [
         {
-            "role": row["agent__role"],
-            "unread": row["unread"],
-            "awaiting_ack": row["awaiting_ack"],
-            "oldest": row["oldest"],
+            "role": role,
+            "unread": unread[role]["n"] if role in unread else 0,
+            "awaiting_ack": awaiting.get(role, 0),
+            "oldest": unread[role]["oldest"] if role in unread else None,
         }
-        for row in rows
+        for role in sorted({*unread, *awaiting})
     ]
 
 
