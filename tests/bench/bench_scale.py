@@ -15,6 +15,8 @@ memory page <= 200 KB.
     MEMORYHUB_BENCH_BASE_TREE=/tmp/hub-base   also measure that tree (e.g. `git archive main`) in the same
                                               run: the stores are built on its migrations, measured with
                                               its code, then migrated to this tree and measured again
+    MEMORYHUB_BENCH_THIS_TREE=/tmp/hub-head   measure that tree as "this code" (e.g. `git archive HEAD`, so
+                                              editing the checkout meanwhile changes nothing measured)
     MEMORYHUB_BENCH_SCALE_EVENTS=N            build N events at the large size instead of 5,000,000
     MEMORYHUB_BENCH_SCALE_REUSE=1             keep stores built by an earlier run (this tree only)
 
@@ -447,7 +449,7 @@ def _print_table(results: dict[str, dict[str, Any]], names: list[str]) -> None:
 def run(config: BenchConfig) -> list[Row]:
     base_tree = os.environ.get("MEMORYHUB_BENCH_BASE_TREE")
     trees = [("base", Path(base_tree))] if base_tree else []
-    trees.append(("this code", ROOT))
+    trees.append(("this code", Path(os.environ.get("MEMORYHUB_BENCH_THIS_TREE") or ROOT)))
     print(
         f"\n== scale: {', '.join(f'{s.name} {s.memories:,} memories, {s.events:,} events' for s in shapes(config.quick))} =="
     )
