@@ -50,3 +50,22 @@ def decode(cursor: str | None, kind: str, bound_to: str, *, arity: int) -> list[
     if not isinstance(position, list) or len(position) != arity:
         raise Invalid("cursor is not one this server issued", cursor=["invalid or tampered cursor"])
     return position
+
+
+def position_int(value: Any) -> int:
+    """An integer of a decoded position (it was signed, but its type is still checked)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid("cursor is not one this server issued", cursor=["invalid or tampered cursor"])
+    return value
+
+
+def id_page(queryset, *, kind: str, filters: dict[str, Any], cursor: str | None, limit: int, offset: int = 0):
+    """One page of `queryset` by ascending id after the cursor's id, and the next cursor (None on the
+    last): one index range per page, however deep."""
+    bound = fingerprint(**filters)
+    after = decode(cursor, kind, bound, arity=1)
+    if after is not None:
+        queryset = queryset.filter(id__gt=position_int(after[0]))
+    rows = list(queryset.order_by("id")[offset : offset + limit + 1])
+    following = encode(kind, [rows[limit - 1].id], bound) if len(rows) > limit else None
+    return rows[:limit], following

@@ -664,10 +664,23 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
     def task(self, task_id: int):
         return self._run(Call("GET", f"tasks/{int(task_id)}/", parse=self._task_parser))
 
-    def tasks(self, status: str | None = None, role: str | None = None, kind: str | None = None, limit=100):
-        params = {"status": status, "role": role, "kind": kind, "limit": limit}
+    def tasks(
+        self,
+        status: str | None = None,
+        role: str | None = None,
+        kind: str | None = None,
+        limit=100,
+        cursor: str | None = None,
+    ):
+        """A page of tasks, oldest first: a list with `.next_cursor` (pass it as `cursor=`)."""
+        params = {"status": status, "role": role, "kind": kind, "limit": limit, "cursor": cursor}
         return self._run(
-            Call("GET", "tasks/", params=params, parse=lambda r: [Task.from_dict(t, self) for t in _results(r)])
+            Call(
+                "GET",
+                "tasks/",
+                params=params,
+                parse=lambda r: Page([Task.from_dict(t, self) for t in _results(r)], r.body.get("next")),
+            )
         )
 
     def _task_parser(self, reply: Reply) -> Task:

@@ -155,7 +155,7 @@ def memory_history(
     after = cursors.decode(cursor, "history", bound, arity=1)
     events = _memory_events(namespace, key).order_by("-seq")
     if after is not None:
-        events = events.filter(seq__lt=_int(after[0]))
+        events = events.filter(seq__lt=cursors.position_int(after[0]))
     page = list(events[: limit + 1])
     if not page and after is None:
         raise NotFound(f"no memory {namespace}/{key}")
@@ -171,12 +171,6 @@ def memory_version(*, actor: Actor, namespace: str, key: str, version: int) -> d
     _check_readable(actor, namespace, key)
     event = _version_event(namespace, key, version)
     return version_to_dict(event) if event else None
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid("cursor is not one this server issued", cursor=["invalid or tampered cursor"])
-    return value
 
 
 def _str(value: Any) -> str:
