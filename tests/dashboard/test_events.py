@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from memoryhub.dashboard import selectors
@@ -132,7 +133,7 @@ def test_export_ends_with_a_completeness_line_and_resumes_after_a_seq(staff, his
     """Batches smaller than the export: every event once, in order, then the line that says it is
     complete; `after_seq` (the last seq a cut-off export delivered) gives exactly the rest."""
     monkeypatch.setattr(
-        "memoryhub.dashboard.views.events.events_export_batches",
+        "memoryhub.dashboard.export.events_export_batches",
         lambda query, **kw: selectors.events_export_batches(query, **{**kw, "batch": 1}),
     )
     *rows, trailer = [json.loads(line) for line in exported(staff, "jsonl", "").splitlines()]
@@ -150,9 +151,18 @@ def test_a_failing_export_says_it_is_not_complete(staff, history, monkeypatch):
         yield from selectors.events_export_batches(query, **{**kw, "batch": 1})
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(
-        "memoryhub.dashboard.views.events.events_export_batches", lambda query, **kw: failing(query, **kw)
-    )
+    monkeypatch.setattr("memoryhub.dashboard.export.events_export_batches", lambda query, **kw: failing(query, **kw))
     lines = [json.loads(line) for line in exported(staff, "jsonl", "").splitlines()]
     assert lines[-1]["export"]["complete"] is False
     assert lines[-1]["export"]["last_seq"] == lines[-2]["seq"]  # where to resume
+
+
+def test_export_command_writes_the_same_lines_and_resumes(staff, history):
+    out = io.StringIO()
+    call_command("export_events", "--namespace", "code:*", stdout=out)
+    *rows, trailer = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [row["resource"] for row in rows] == ["code:style/guide", "code:review/pr-1"]
+    assert trailer["export"]["complete"] is True
+    rest = io.StringIO()
+    call_command("export_events", "--namespace", "code:*", "--after-seq", str(rows[0]["seq"]), stdout=rest)
+    assert [json.loads(line).get("resource") for line in rest.getvalue().splitlines()] == ["code:review/pr-1", None]
