@@ -485,14 +485,11 @@ def _semantic(scope: _Scope, q: str, depth: int, *, exact: bool = False) -> list
         merged.sort(key=lambda item: (-item[1], item[0]))
         best, ids, chunks = merged[:depth], [], []
 
-    # Inside a transaction: outside one, PostgreSQL's server-side cursor is WITH HOLD, which
-    # materialises the whole result before the first row (issue 16).
-    with transaction.atomic():
-        for memory_id, data in embedded.values_list("memory_id", "data").iterator(chunk_size=2000):
-            ids.append(memory_id)
-            chunks.append(np.frombuffer(bytes(data), dtype="<f4"))
-            if len(ids) >= 5000:
-                flush()
+    for memory_id, data in embedded.values_list("memory_id", "data").iterator(chunk_size=2000):
+        ids.append(memory_id)
+        chunks.append(np.frombuffer(bytes(data), dtype="<f4"))
+        if len(ids) >= 5000:
+            flush()
     flush()
     return best
 
