@@ -116,6 +116,7 @@ class HistoryOutput(serializers.Serializer):
 
 class MemoryListView(HubView):
     @extend_schema(
+        operation_id="memories_list",
         parameters=[
             OpenApiParameter("namespace", str, description="a namespace or a glob such as customer:*"),
             OpenApiParameter("kind", str),
