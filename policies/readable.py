@@ -43,6 +43,15 @@ def _prefix_upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def prefix_q(prefix: str, *, field: str, vendor: str) -> Q:
+    """Rows whose `field` starts with `prefix` (not empty), as a condition an index serves."""
+    if vendor == "postgresql":
+        # LIKE is case-sensitive there, exact for any collation, and indexed by varchar_pattern_ops.
+        return Q(**{f"{field}__startswith": prefix})
+    # SQLite's LIKE ignores case: a range on the binary order is exact and uses the index.
+    return Q(**{f"{field}__gte": prefix, f"{field}__lt": _prefix_upper(prefix)})
+
+
 def glob_q(pattern: str, *, field: str = "namespace", vendor: str) -> Q:
     """Rows whose `field` matches the glob `pattern` (`*` = any run of characters, `:` included)."""
     parts = _literal_parts(pattern)
@@ -54,12 +63,7 @@ def glob_q(pattern: str, *, field: str = "namespace", vendor: str) -> Q:
     # Never an empty Q(): Django drops those from | and ~, which would turn "every name" into none.
     condition = Q(**{f"{field}__isnull": False})
     if prefix:
-        if vendor == "postgresql":
-            # LIKE is case-sensitive there, exact for any collation, and indexed by varchar_pattern_ops.
-            condition &= Q(**{f"{field}__startswith": prefix})
-        else:
-            # SQLite's LIKE ignores case: a range on the binary order is exact and uses the index.
-            condition &= Q(**{f"{field}__gte": prefix, f"{field}__lt": _prefix_upper(prefix)})
+        condition &= prefix_q(prefix, field=field, vendor=vendor)
     if len(parts) > 2 or parts[-1]:
         # A `*` before the end: the prefix range over-selects, the regex decides.
         regex = "^" + ".*".join(part.replace(".", "\\.") for part in parts) + "$"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -16,6 +17,7 @@ from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.names import aliases, check_resource, resource_namespace
 from memoryhub.locks.selectors import hold_visible, iso
 from policies.decide import RecentAction, decide_deference, decide_write
+from policies.readable import prefix_q
 from policies.selectors import policies_for
 
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
@@ -37,6 +39,28 @@ def _may_write(policies, actor: Actor, resource: str) -> bool:
     return bool(namespace) and decide_write(policies, actor, namespace).allowed
 
 
+def _recent(names: set[str], *, since: datetime, actor: Actor) -> list[Event]:
+    """Events touching `names` since `since`, newest first, at most SCAN_LIMIT: one query per branch,
+    each a backward range of its own index (multi-resource lock events, the exact resource, the
+    memories under it, the namespace), merged here. One OR of them all made PostgreSQL scan the
+    window by time instead (0.15 s for a 7-day window of 5 M events)."""
+    vendor = connection.vendor
+    first = Event.objects.filter(at__gte=since).order_by("at", "seq").values_list("seq", flat=True).first()
+    if first is None:
+        return []
+    branches = [Q(resource="", type__in=MULTI_RESOURCE_TYPES)]
+    for name in names:
+        branches += [Q(resource=name), Q(namespace=name), prefix_q(name + "/", field="resource", vendor=vendor)]
+    found: dict[int, Event] = {}
+    for branch in branches:
+        events = Event.objects.filter(branch, seq__gte=first).order_by("-seq")
+        if actor.kind in ("agent", "human"):
+            events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)
+        for event in events[:SCAN_LIMIT]:
+            found[event.seq] = event
+    return [found[seq] for seq in sorted(found, reverse=True)[:SCAN_LIMIT]]
+
+
 def activity_for(
     *, actor: Actor, resource: str, window_seconds: int = 300, now: datetime | None = None, limit: int = 100
 ) -> dict[str, Any]:
@@ -46,16 +70,11 @@ def activity_for(
     check_resource(resource)
     now = now or timezone.now()
     names = aliases(resource)
-    match = Q(resource="", type__in=MULTI_RESOURCE_TYPES)  # multi-resource lock events, refined below
-    for name in names:
-        match |= Q(resource=name) | Q(namespace=name) | Q(resource__startswith=name + "/")
-    events = Event.objects.filter(match, at__gte=now - timedelta(seconds=window_seconds)).order_by("-seq")
-    if actor.kind in ("agent", "human"):
-        events = events.exclude(actor_kind=actor.kind, actor_id=actor.id)
+    events = _recent(names, since=now - timedelta(seconds=window_seconds), actor=actor)
     policies = policies_for(actor)
     visible = EventFilter(actor, policies)
     recent = []
-    for event in events[:SCAN_LIMIT]:
+    for event in events:
         if _covers(event, names) and visible.visible_row(event):
             recent.append(event)
             if len(recent) >= limit:

@@ -39,6 +39,17 @@ def int_param(params: Any, name: str, default: int, *, low: int = 0, high: int =
     return parse_int(raw, name=name, low=low, high=high)
 
 
+def string_param(params: Any, name: str, *, max_length: int = 2000) -> str | None:
+    """A text query parameter (a cursor, a name); absent or empty gives None. NUL and overlong values
+    are a 400 before they reach a query."""
+    raw = params.get(name)
+    if not raw:
+        return None
+    if "\x00" in raw or len(raw) > max_length:
+        raise Invalid(f"{name} is not valid", **{name: ["not a valid value"]})
+    return raw
+
+
 def time_param(params: Any, name: str) -> datetime | None:
     """An ISO 8601 time with a timezone, or None when absent. `parse_datetime` raises ValueError for a
     well-formed but impossible time (month 13), which would otherwise be a 500."""

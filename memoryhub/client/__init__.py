@@ -35,7 +35,7 @@ from .errors import (
     Unauthenticated,
     VersionConflict,
 )
-from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, SearchPage, SearchResult, Task
+from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Page, Receipt, SearchPage, SearchResult, Task
 from .sync import EventStream, HubClient, LockContext
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "Lease",
     "LeaseExpired",
     "LockContext",
+    "Page",
     "LockHeld",
     "MalformedJSON",
     "Memory",

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from .errors import Conflict, HubError, NotFound, TransportError, VersionConflict, error_from_response
-from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Receipt, SearchPage, Task
+from .models import Activity, Agent, ContextEntry, Event, Lease, Memory, Page, Receipt, SearchPage, Task
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 API = "/api/v1/"
@@ -373,11 +373,21 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         }
         return self._run(Call("GET", "search/", params=params, parse=lambda r: SearchPage.from_dict(r.body)))
 
-    def history(self, namespace: str, key: str):
-        """Every version, oldest first: version, type, seq, at, actor, reason, content, diff."""
-        return self._run(
-            Call("GET", _memory_path(namespace, key, "history/"), parse=lambda r: r.body.get("versions", []))
-        )
+    def history(self, namespace: str, key: str, *, limit: int | None = None):
+        """Versions, newest first (version, type, seq, at, actor, reason, content, diff): the hub's
+        pages followed through `next`, up to `limit` versions (None: all of them)."""
+        return self._run(self._follow(_memory_path(namespace, key, "history/"), {}, "versions", limit, lambda v: v))
+
+    def _follow(self, path: str, params: dict[str, Any], field: str, limit: int | None, item: Callable) -> Steps[list]:
+        """Every page of a keyset-paginated list, following `next` until it is null (or `limit` items)."""
+        items: list[Any] = []
+        cursor = None
+        while True:
+            page = yield self._run(Call("GET", path, params={**params, "cursor": cursor}))
+            items.extend(item(value) for value in page.get(field, []))
+            cursor = page.get("next")
+            if cursor is None or (limit is not None and len(items) >= limit):
+                return items[:limit] if limit is not None else items
 
     def revert(
         self,
@@ -468,14 +478,28 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         q: str | None = None,
         updated_by: str | None = None,
         limit: int = 100,
-        offset: int = 0,
+        cursor: str | None = None,
     ):
-        """Live memories the caller may read; `namespace` may be a glob (`customer:*`)."""
+        """One page of live memories the caller may read, by namespace then key; `namespace` may be a
+        glob (`customer:*`). A Page: a list with `.next_cursor` (pass it as `cursor` for the next page;
+        None on the last)."""
         params = {"namespace": namespace, "kind": kind, "q": q, "updated_by": updated_by, "limit": limit}
-        params["offset"] = offset
+        params["cursor"] = cursor
         return self._run(
-            Call("GET", "memories/", params=params, parse=lambda r: [Memory.from_dict(m) for m in _results(r)])
+            Call(
+                "GET",
+                "memories/",
+                params=params,
+                parse=lambda r: Page([Memory.from_dict(m) for m in _results(r)], r.body.get("next")),
+            )
         )
+
+    def all_memories(
+        self, namespace: str | None = None, kind: str | None = None, q: str | None = None, updated_by: str | None = None
+    ):
+        """Every live memory the caller may read (list_memories' pages followed to the end)."""
+        params = {"namespace": namespace, "kind": kind, "q": q, "updated_by": updated_by, "limit": 500}
+        return self._run(self._follow("memories/", params, "results", None, Memory.from_dict))
 
     # --- context inbox ---------------------------------------------------------------------------
 
@@ -660,10 +684,23 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
     def task(self, task_id: int):
         return self._run(Call("GET", f"tasks/{int(task_id)}/", parse=self._task_parser))
 
-    def tasks(self, status: str | None = None, role: str | None = None, kind: str | None = None, limit=100):
-        params = {"status": status, "role": role, "kind": kind, "limit": limit}
+    def tasks(
+        self,
+        status: str | None = None,
+        role: str | None = None,
+        kind: str | None = None,
+        limit=100,
+        cursor: str | None = None,
+    ):
+        """A page of tasks, oldest first: a list with `.next_cursor` (pass it as `cursor=`)."""
+        params = {"status": status, "role": role, "kind": kind, "limit": limit, "cursor": cursor}
         return self._run(
-            Call("GET", "tasks/", params=params, parse=lambda r: [Task.from_dict(t, self) for t in _results(r)])
+            Call(
+                "GET",
+                "tasks/",
+                params=params,
+                parse=lambda r: Page([Task.from_dict(t, self) for t in _results(r)], r.body.get("next")),
+            )
         )
 
     def _task_parser(self, reply: Reply) -> Task:

@@ -81,6 +81,15 @@ class SearchResult:
         )
 
 
+class Page(list):
+    """One page of a list: its items, and `next_cursor` to pass as `cursor=` for the next page (None
+    on the last)."""
+
+    def __init__(self, items: list[Any], next_cursor: str | None = None) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
+
+
 @dataclass
 class SearchPage:
     results: list[SearchResult]

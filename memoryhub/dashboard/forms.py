@@ -99,7 +99,9 @@ class EventFilterForm(forms.Form):
     end = forms.CharField(
         required=False, label="Until (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)
+    # Exports: resume after this seq (the last one a cut-off export delivered).
+    after_seq = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1, widget=forms.HiddenInput)
 
     def clean_namespace(self):
         value = self.cleaned_data["namespace"].strip()

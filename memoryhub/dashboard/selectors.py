@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.utils import timezone
@@ -25,7 +27,8 @@ from memoryhub.locks.models import Lease, LockWait
 from memoryhub.memories.content import diff as content_diff
 from memoryhub.memories.models import Memory
 from memoryhub.tasks.models import Task, TaskStatus
-from policies.decide import PolicySet, glob_to_regex
+from policies.decide import PolicySet
+from policies.readable import glob_q
 
 # --- agents -------------------------------------------------------------------------------------------
 
@@ -76,27 +79,32 @@ def _live_receipts(now: datetime) -> QuerySet[Receipt]:
 
 
 def inbox_backlog(*, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per recipient role: unread receipts, receipts awaiting an ack, and the oldest unread entry."""
+    """Per recipient role: unread receipts, receipts awaiting an ack, and the oldest unread entry. Two
+    queries, each on its partial index (receipt_unread_live, receipt_unacked_live), so the cost is the
+    backlog's, not every receipt ever sent (one query with `unread OR unacked` read them all)."""
     now = now or timezone.now()
-    rows = (
-        _live_receipts(now)
-        .filter(Q(read_at=None) | Q(acked_at=None, entry__requires_ack=True))
+    live = _live_receipts(now)
+    unread = {
+        row["agent__role"]: row
+        for row in live.filter(read_at=None)
         .values("agent__role")
-        .annotate(
-            unread=Count("id", filter=Q(read_at=None)),
-            awaiting_ack=Count("id", filter=Q(acked_at=None, entry__requires_ack=True)),
-            oldest=Min("entry__created_at", filter=Q(read_at=None)),
-        )
-        .order_by("agent__role")
+        .annotate(n=Count("id"), oldest=Min("entry__created_at"))
+        .order_by()
+    }
+    awaiting = dict(
+        live.filter(acked_at=None, entry__requires_ack=True)
+        .values_list("agent__role")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     return [
         {
-            "role": row["agent__role"],
-            "unread": row["unread"],
-            "awaiting_ack": row["awaiting_ack"],
-            "oldest": row["oldest"],
+            "role": role,
+            "unread": unread[role]["n"] if role in unread else 0,
+            "awaiting_ack": awaiting.get(role, 0),
+            "oldest": unread[role]["oldest"] if role in unread else None,
         }
-        for row in rows
+        for role in sorted({*unread, *awaiting})
     ]
 
 
@@ -222,37 +230,51 @@ def activity_timeline(*, range_key: str = "1h", now: datetime | None = None) -> 
 
 @dataclass
 class TreeNode:
-    name: str
-    path: str
-    count: int = 0  # memories directly in this namespace
-    total: int = 0  # in it and below
-    children: dict[str, TreeNode] = field(default_factory=dict)
-
-    @property
-    def child_list(self) -> list[TreeNode]:
-        return [self.children[name] for name in sorted(self.children)]
+    name: str  # this level's segment
+    path: str  # the namespace (or prefix) it stands for
+    leaf: bool = True  # a namespace with no namespaces below it (`path:...`)
+    namespace: bool = False  # memories live directly in `path`
 
 
-def namespace_tree(*, limit: int = 2000) -> list[TreeNode]:
-    """Namespaces holding live memories, as a tree by `:` segments, with counts."""
-    now = timezone.now()
-    rows = (
-        Memory.objects.filter(deleted_at=None)
-        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
-        .values("namespace")
-        .annotate(n=Count("id"))
-        .order_by("namespace")[:limit]
-    )
-    root = TreeNode(name="", path="")
-    for row in rows:
-        node = root
-        parts = row["namespace"].split(":")
-        for depth, part in enumerate(parts):
-            path = ":".join(parts[: depth + 1])
-            node = node.children.setdefault(part, TreeNode(name=part, path=path))
-            node.total += row["n"]
-        node.count += row["n"]
-    return root.child_list
+TREE_PAGE = 100
+
+
+def namespace_children(
+    prefix: str = "", *, after: str | None = None, limit: int = TREE_PAGE
+) -> tuple[list[TreeNode], str | None]:
+    """One level of the namespace tree: the distinct `:` segments below `prefix` (`""` or ending in
+    `:`) that hold live memories, in order, at most `limit`, and where the next page starts (None on
+    the last). No count over the table: each child is one descent of the namespace index (the first
+    namespace past the previous child's range), so a page costs the same with 20 namespaces or 10,000.
+    Ranges follow the database's order of namespaces, which is binary on SQLite and on PostgreSQL
+    databases with the C collation (the recommended setup)."""
+    live = Memory.objects.filter(deleted_at=None).filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+    if prefix:
+        live = live.filter(namespace__gte=prefix, namespace__lt=_prefix_upper(prefix))
+    nodes: dict[str, TreeNode] = {}
+    position = after
+    while len(nodes) <= limit:
+        rows = live.filter(namespace__gt=position) if position is not None else live
+        name = rows.order_by("namespace").values_list("namespace", flat=True).first()
+        if name is None:
+            return list(nodes.values()), None
+        segment, below, _ = name[len(prefix) :].partition(":")
+        path = prefix + segment
+        if len(nodes) == limit and path not in nodes:
+            return list(nodes.values()), position
+        node = nodes.setdefault(path, TreeNode(name=segment, path=path))
+        if below:
+            node.leaf = False
+            # Past every namespace below this child: their characters all sort below DEL.
+            position = path + ":\x7f"
+        else:
+            node.namespace = True
+            position = name
+    return list(nodes.values()), position
+
+
+def _prefix_upper(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def pretty(value: Any) -> str:
@@ -301,7 +323,7 @@ def events_filtered(query: EventQuery) -> QuerySet[Event]:
         events = events.filter(actor_id=query.actor)
     if query.namespace:
         events = (
-            events.filter(namespace__regex=glob_to_regex(query.namespace))
+            events.filter(glob_q(query.namespace, vendor=connection.vendor))  # the literal prefix as a range
             if "*" in query.namespace
             else events.filter(namespace=query.namespace)
         )
@@ -318,6 +340,26 @@ def events_filtered(query: EventQuery) -> QuerySet[Event]:
     if query.end:
         events = events.filter(at__lt=query.end)
     return events
+
+
+EXPORT_BATCH = 2000
+
+
+def events_export_batches(
+    query: EventQuery, *, after: int, end: int, batch: int = EXPORT_BATCH
+) -> Iterator[list[Event]]:
+    """The filtered events with `after` < seq <= `end` (the log's last seq when the export started:
+    the range it promises; seqs commit in order, so none appears later inside it), oldest first, in
+    keyset batches. Each batch is one indexed query in a short transaction of its own: nothing is
+    materialised whole, no server-side cursor outlives its transaction, memory stays flat."""
+    position = after
+    while position < end:
+        with transaction.atomic():
+            rows = list(events_filtered(query).filter(seq__gt=position, seq__lte=end)[:batch])
+        if not rows:
+            return
+        yield rows
+        position = rows[-1].seq
 
 
 def events_page(query: EventQuery, *, before: int | None = None, limit: int = 100) -> tuple[list[Event], int | None]:

@@ -40,8 +40,35 @@ class Event(models.Model):
     class Meta:
         ordering = ["seq"]
         indexes = [
-            models.Index(fields=["resource", "seq"], name="event_resource_seq"),
-            models.Index(fields=["namespace", "seq"], name="event_namespace_seq"),
+            # varchar_pattern_ops (PostgreSQL; ignored elsewhere): the same index serves equality and a
+            # glob's literal prefix (LIKE 'ns:00%'), whatever the database's collation.
+            models.Index(
+                fields=["resource", "seq"], opclasses=["varchar_pattern_ops", "int8_ops"], name="event_resource_seq_p"
+            ),
+            models.Index(
+                fields=["namespace", "seq"], opclasses=["varchar_pattern_ops", "int8_ops"], name="event_namespace_seq_p"
+            ),
+            # A memory's version (`?version=`, compare, revert) in one descent, however long its history.
+            models.Index(fields=["resource", "version"], name="event_resource_version"),
+            # Events of several namespaces (multi-resource locks): visibility and activity find them
+            # by this index instead of by a scan. PostgreSQL also has a GIN index on `audience`
+            # (migration 0004: jsonb_path_ops, which Django's Index cannot say portably).
+            models.Index(fields=["seq"], condition=models.Q(namespaces__isnull=False), name="event_multi_namespace"),
+            # Lock events without one resource (memoryhub.locks.events.MULTI_RESOURCE_TYPES): activity's branch.
+            models.Index(
+                fields=["seq"],
+                condition=models.Q(
+                    resource="",
+                    type__in=[
+                        "lock.acquired",
+                        "lock.released",
+                        "lock.expired",
+                        "lock.force_released",
+                        "alert.lock_wait",
+                    ],
+                ),
+                name="event_multi_resource_lock",
+            ),
             models.Index(fields=["type", "seq"], name="event_type_seq"),
             models.Index(fields=["actor_id", "seq"], name="event_actor_seq"),
             models.Index(fields=["at"], name="event_at"),

@@ -3,13 +3,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
+
 from memoryhub.actors import Actor
 from memoryhub.memories.content import check_glob
-from policies.decide import glob_to_regex
+from policies.readable import glob_q
 from policies.selectors import policies_for
 
 from .models import Event
-from .visibility import EventFilter
+from .visibility import EventFilter, visible_q, with_audience_text
 
 SCAN_BATCH = 500
 MAX_SCAN = 20_000
@@ -31,22 +33,25 @@ def events_visible(
 ) -> tuple[list[dict[str, Any]], int]:
     """Events after `since` the caller may see, ascending. Returns them and the seq to continue from
     (past everything scanned, so a caller who may see little still moves forward)."""
-    queryset = Event.objects.filter(seq__gt=since).order_by("seq")
+    vendor = connection.vendor
+    policies = policies_for(actor)
+    # Visibility as SQL first (index ranges of the readable namespaces), rechecked per row below.
+    queryset = with_audience_text(Event.objects.filter(seq__gt=since), vendor).filter(
+        visible_q(actor, policies, vendor=vendor)
+    )
+    queryset = queryset.order_by("seq")
     if namespace and "*" in namespace:
         check_glob(namespace)
-    if namespace:
-        queryset = (
-            queryset.filter(namespace__regex=glob_to_regex(namespace))
-            if "*" in namespace
-            else queryset.filter(namespace=namespace)
-        )
+        queryset = queryset.filter(glob_q(namespace, vendor=vendor))  # the literal prefix as a range
+    elif namespace:
+        queryset = queryset.filter(namespace=namespace)
     if resource:
         queryset = queryset.filter(resource=resource)
     if actor_id:
         queryset = queryset.filter(actor_id=actor_id)
     if type:
         queryset = queryset.filter(type__startswith=type[:-1]) if type.endswith("*") else queryset.filter(type=type)
-    visible = EventFilter(actor, policies_for(actor))
+    visible = EventFilter(actor, policies)
     results: list[dict[str, Any]] = []
     cursor = since
     scanned = 0

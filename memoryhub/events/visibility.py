@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
+
 from memoryhub.actors import Actor
 from policies.decide import PolicySet, decide_read
+from policies.readable import readable_q
 
 from .serializers import event_to_dict
 
@@ -25,6 +29,28 @@ def frame_without_content(frame: str) -> str:
     message = json.loads(frame)
     message["event"]["before"] = message["event"]["after"] = None
     return json.dumps(message)
+
+
+def visible_q(actor: Actor, policies: PolicySet, *, vendor: str) -> Q:
+    """A SQL condition true for every event `EventFilter.visible` lets the caller see (and few more), so
+    a scan reads only rows it will show: its own events, those addressed to it or its role, and those
+    in namespaces it may read (readable_q, index ranges). An event of several namespaces is let
+    through here and decided row by row (it needs all of them readable): the rows are few."""
+    if actor.kind in ("human", "system"):
+        return Q()
+    condition = Q(actor_kind=actor.kind, actor_id=actor.id) | Q(namespaces__isnull=False)
+    for label in (f"agent:{actor.id}", f"role:{actor.role}"):
+        if vendor == "postgresql":
+            condition |= Q(audience__contains=[label])  # jsonb @>, the event_audience GIN index
+        else:
+            # SQLite's JSON1 has no containment: the stored text holds the quoted label.
+            condition |= Q(audience_text__contains=json.dumps(label))
+    return condition | (Q(namespaces__isnull=True) & readable_q(policies, actor, vendor=vendor))
+
+
+def with_audience_text(queryset, vendor: str):
+    """The queryset visible_q filters, with the alias the SQLite form of it needs."""
+    return queryset if vendor == "postgresql" else queryset.alias(audience_text=Cast("audience", TextField()))
 
 
 class EventFilter:

@@ -30,8 +30,6 @@ from autogen_core.models import SystemMessage
 from memoryhub.client import AsyncHubClient, NotFound
 from memoryhub.client.models import Memory as HubRecord
 
-PAGE = 500
-
 
 async def _value(result: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
@@ -78,12 +76,8 @@ class HubMemory(Memory):
         await _value(self.hub.put(self.namespace, key, _stored(content), kind=self.kind, create_only=True))
 
     async def _all(self, q: str | None = None) -> list[HubRecord]:
-        records: list[HubRecord] = []
-        while True:
-            page = await _value(self.hub.list_memories(namespace=self.namespace, q=q, limit=PAGE, offset=len(records)))
-            records.extend(page)
-            if len(page) < PAGE:
-                return sorted(records, key=lambda record: record.key)
+        records = await _value(self.hub.all_memories(namespace=self.namespace, q=q))
+        return sorted(records, key=lambda record: record.key)
 
     async def query(
         self,

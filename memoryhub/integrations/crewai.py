@@ -38,7 +38,6 @@ from memoryhub.client.models import Lease
 
 from . import _names
 
-PAGE = 500
 MAX_WAIT = 30.0  # the hub's longest wait per lock request
 
 
@@ -71,14 +70,7 @@ class HubStorage:
     # --- reading ---------------------------------------------------------------------------------
 
     def _records(self) -> list[MemoryRecord]:
-        records: list[MemoryRecord] = []
-        offset = 0
-        while True:
-            page = self.hub.list_memories(namespace=self.namespace, limit=PAGE, offset=offset)
-            offset += len(page)
-            records.extend(_record(m.content) for m in page if m.content)
-            if len(page) < PAGE:
-                return records
+        return [_record(m.content) for m in self.hub.all_memories(namespace=self.namespace) if m.content]
 
     def _matching(
         self,

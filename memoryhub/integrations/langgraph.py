@@ -63,7 +63,6 @@ from memoryhub.client.models import Memory
 
 from . import _names
 
-PAGE = 500  # the hub's largest list page
 REFRESH_WHEN_LEFT = 0.9  # refresh a TTL once less than this share of it is left
 _OVERWRITE_ATTEMPTS = 20
 
@@ -271,12 +270,7 @@ class _Store(BaseStore):
             )
 
     async def _memories(self, glob: str) -> list[Memory]:
-        memories: list[Memory] = []
-        while True:
-            page = await _value(self.hub.list_memories(namespace=glob, limit=PAGE, offset=len(memories)))
-            memories.extend(page)
-            if len(page) < PAGE:
-                return memories
+        return list(await _value(self.hub.all_memories(namespace=glob)))
 
     def _under(self, memory: Memory, prefix: tuple[str, ...]) -> tuple[str, ...] | None:
         labels = _names.split(self.prefix, memory.namespace)

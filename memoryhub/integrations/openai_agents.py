@@ -29,7 +29,6 @@ from memoryhub.client.models import Memory
 from . import _names
 
 META = "meta"
-PAGE = 500
 _WIDTH = 12
 
 
@@ -71,12 +70,7 @@ class HubSession:
             return {}
 
     async def _items(self) -> list[tuple[int, Memory]]:
-        memories: list[Memory] = []
-        while True:
-            page = await _value(self.hub.list_memories(namespace=self.namespace, limit=PAGE, offset=len(memories)))
-            memories.extend(page)
-            if len(page) < PAGE:
-                break
+        memories: list[Memory] = list(await _value(self.hub.all_memories(namespace=self.namespace)))
         start = int((await self._meta()).get("start", 0))
         positioned = [(p, m) for m in memories if (p := _position(m.key)) is not None and p >= start]
         return sorted(positioned, key=lambda pair: pair[0])
@@ -125,7 +119,7 @@ class HubSession:
             )
         )
         end = int(meta.content.get("start", 0))
-        memories = await _value(self.hub.list_memories(namespace=self.namespace, limit=PAGE))
+        memories = await _value(self.hub.all_memories(namespace=self.namespace))
         for memory in memories:
             position = _position(memory.key)
             if position is not None and position < end:

@@ -293,11 +293,23 @@ def build_server() -> MCPServer:
         return await call(ctx, found)
 
     @server.tool()
-    async def memory_history(ctx: Context, namespace: str, key: str) -> CallToolResult:
-        """Every version of a memory: who (actor), when, why (reason) and what changed (diff)."""
-        return await call(
-            ctx, lambda actor: memory_selectors.memory_history(actor=actor, namespace=namespace, key=key), "versions"
-        )
+    async def memory_history(
+        ctx: Context, namespace: str, key: str, limit: int = memory_selectors.HISTORY_PAGE, cursor: str | None = None
+    ) -> CallToolResult:
+        """A page of a memory's versions, newest first: who (actor), when, why (reason) and what changed
+        (diff). Pass `next` back as `cursor` for the older ones."""
+
+        def history(actor: Actor) -> dict[str, Any]:
+            versions, following = memory_selectors.memory_history(
+                actor=actor,
+                namespace=namespace,
+                key=key,
+                limit=min(max(limit, 1), memory_selectors.MAX_HISTORY_PAGE),
+                cursor=cursor,
+            )
+            return {"versions": versions, "next": following}
+
+        return await call(ctx, history)
 
     # --- the inbox -------------------------------------------------------------------------------
 

@@ -5,14 +5,24 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from memoryhub.api.headers import parse_fencing_token, parse_if_none_match, parse_version_header
-from memoryhub.api.params import BIGINT_MAX, INT_MAX, int_param, parse_int, time_param
+from memoryhub.api.params import BIGINT_MAX, INT_MAX, int_param, parse_int, string_param, time_param
 from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.events.selectors import events_with_key
 
 from . import services
 from .models import MemoryKind
-from .selectors import memories_list, memory_get, memory_history, memory_to_dict, memory_written
+from .selectors import (
+    HISTORY_PAGE,
+    MAX_HISTORY_PAGE,
+    MAX_OFFSET,
+    MAX_PAGE,
+    memories_list,
+    memory_get,
+    memory_history,
+    memory_to_dict,
+    memory_written,
+)
 
 
 class MemoryPutInput(StrictSerializer):
@@ -94,24 +104,51 @@ class _WriteView(HubView):
         return Response(body, status=code, headers={"ETag": f'"{body["version"]}"'})
 
 
+class MemoryPageOutput(serializers.Serializer):
+    results = MemoryOutput(many=True)
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True, help_text="cursor of the next page; null on the last")
+
+
+class VersionOutput(serializers.Serializer):
+    version = serializers.IntegerField(allow_null=True)
+    type = serializers.CharField()
+    seq = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor = serializers.DictField()
+    reason = serializers.CharField()
+    content = serializers.JSONField(allow_null=True)
+    diff = serializers.JSONField(allow_null=True)
+
+
+class HistoryOutput(serializers.Serializer):
+    namespace = serializers.CharField()
+    key = serializers.CharField()
+    versions = VersionOutput(many=True, help_text="newest first")
+    next = serializers.CharField(allow_null=True, help_text="cursor of the next (older) page; null on the last")
+
+
 class MemoryListView(HubView):
     @extend_schema(
+        operation_id="memories_list",
         parameters=[
             OpenApiParameter("namespace", str, description="a namespace or a glob such as customer:*"),
             OpenApiParameter("kind", str),
             OpenApiParameter("q", str, description="text in the key or content"),
             OpenApiParameter("updated_by", str),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            OpenApiParameter("limit", int, description=f"at most {MAX_PAGE} (larger values are clamped)"),
+            OpenApiParameter("cursor", str, description="`next` of the previous page"),
+            OpenApiParameter("offset", int, description=f"deprecated, at most {MAX_OFFSET}: use `cursor`"),
         ],
-        responses=MemoryOutput(many=True),
+        responses=MemoryPageOutput,
     )
     def get(self, request):
         params = request.query_params
         # Out-of-range values are clamped (as before), but only ASCII digits are integers.
-        limit = min(max(int_param(params, "limit", 100, low=-BIGINT_MAX), 1), 500)
-        offset = max(int_param(params, "offset", 0, low=-BIGINT_MAX), 0)
-        results = memories_list(
+        limit = min(max(int_param(params, "limit", 100, low=-BIGINT_MAX), 1), MAX_PAGE)
+        offset = max(int_param(params, "offset", 0, low=-BIGINT_MAX, high=MAX_OFFSET), 0)
+        results, following = memories_list(
             actor=self.actor,
             namespace=params.get("namespace") or None,
             kind=params.get("kind") or None,
@@ -119,8 +156,9 @@ class MemoryListView(HubView):
             updated_by=params.get("updated_by") or None,
             limit=limit,
             offset=offset,
+            cursor=string_param(params, "cursor"),
         )
-        return Response({"results": results, "limit": limit, "offset": offset})
+        return Response({"results": results, "limit": limit, "offset": offset, "next": following})
 
 
 class MemoryDetailView(_WriteView):
@@ -195,14 +233,23 @@ class MemoryDetailView(_WriteView):
 
 
 class MemoryHistoryView(HubView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description=f"versions per page, at most {MAX_HISTORY_PAGE}"),
+            OpenApiParameter("cursor", str, description="`next` of the previous page"),
+        ],
+        responses=HistoryOutput,
+    )
     def get(self, request, namespace, key):
-        return Response(
-            {
-                "namespace": namespace,
-                "key": key,
-                "versions": memory_history(actor=self.actor, namespace=namespace, key=key),
-            }
+        params = request.query_params
+        versions, following = memory_history(
+            actor=self.actor,
+            namespace=namespace,
+            key=key,
+            limit=int_param(params, "limit", HISTORY_PAGE, low=1, high=MAX_HISTORY_PAGE),
+            cursor=string_param(params, "cursor"),
         )
+        return Response({"namespace": namespace, "key": key, "versions": versions, "next": following})
 
 
 class MemoryRevertView(_WriteView):

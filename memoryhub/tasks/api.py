@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from memoryhub.api.params import int_param
+from memoryhub.api.params import int_param, string_param
 from memoryhub.api.permissions import IsHuman
 from memoryhub.api.serializers import AnyJSONField, StrictSerializer, validated
 from memoryhub.api.views import HubView
@@ -17,7 +17,7 @@ from memoryhub.errors import Invalid, NotFound
 
 from . import services
 from .models import TaskStatus
-from .selectors import task_get, task_to_dict, tasks_list
+from .selectors import MAX_OFFSET, task_get, task_to_dict, tasks_list
 
 
 class TaskCreateInput(StrictSerializer):
@@ -107,8 +107,9 @@ class TaskListView(HubView):
             OpenApiParameter("status", str, enum=TaskStatus.values),
             OpenApiParameter("role", str),
             OpenApiParameter("kind", str),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
+            OpenApiParameter("limit", int, description="at most 500"),
+            OpenApiParameter("cursor", str, description="`next` of the previous page"),
+            OpenApiParameter("offset", int, description=f"deprecated, at most {MAX_OFFSET}: use `cursor`"),
         ],
     )
     def get(self, request):
@@ -117,16 +118,17 @@ class TaskListView(HubView):
         if task_status and task_status not in TaskStatus.values:
             raise Invalid(f"status must be one of {TaskStatus.values}", status=["invalid choice"])
         limit = int_param(params, "limit", 100, low=1, high=500)
-        offset = int_param(params, "offset", 0)
-        results = tasks_list(
+        offset = int_param(params, "offset", 0, high=MAX_OFFSET)
+        results, following = tasks_list(
             actor=self.actor,
             status=task_status,
             role=params.get("role") or None,
             kind=params.get("kind") or None,
             limit=limit,
             offset=offset,
+            cursor=string_param(params, "cursor"),
         )
-        return Response({"results": results, "limit": limit, "offset": offset})
+        return Response({"results": results, "limit": limit, "offset": offset, "next": following})
 
     @extend_schema(request=TaskCreateInput)
     def post(self, request):

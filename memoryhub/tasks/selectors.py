@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from memoryhub import cursors
 from memoryhub.actors import Actor
 from memoryhub.events.models import Event
 from memoryhub.times import iso
@@ -59,6 +60,9 @@ def task_get(*, actor: Actor, task_id: int) -> Task | None:
     return task if task is not None and task_visible(actor, task) else None
 
 
+MAX_OFFSET = 1000  # `offset` still works for the first pages; deeper ones need `cursor`
+
+
 def tasks_list(
     *,
     actor: Actor,
@@ -67,8 +71,10 @@ def tasks_list(
     kind: str | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> list[dict[str, Any]]:
-    tasks = Task.objects.order_by("id")
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of the tasks the caller may see, oldest first, and the cursor of the next (None on the last)."""
+    tasks = Task.objects.all()
     if actor.kind == "agent":
         tasks = tasks.filter(Q(role=actor.role) | Q(created_by=actor.id) | Q(claimed_by_id=actor.id))
     if status:
@@ -77,4 +83,12 @@ def tasks_list(
         tasks = tasks.filter(role=role)
     if kind:
         tasks = tasks.filter(kind=kind)
-    return [task_to_dict(task) for task in tasks[offset : offset + limit]]
+    rows, following = cursors.id_page(
+        tasks,
+        kind="tasks",
+        filters={"status": status, "role": role, "kind": kind},
+        cursor=cursor,
+        limit=limit,
+        offset=offset,
+    )
+    return [task_to_dict(task) for task in rows], following

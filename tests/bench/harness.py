@@ -191,6 +191,10 @@ LAYOUTS: dict[str, tuple[str, str]] = {
         "gunicorn memoryhub.wsgi:application -k sync -w 4 --backlog 2048",
         "gunicorn WSGI, 4 sync workers",
     ),
+    "gunicorn-sync2": (
+        "gunicorn memoryhub.wsgi:application -k sync -w 2 --backlog 2048",
+        "gunicorn WSGI, 2 sync workers (issue 16's layout)",
+    ),
     "gunicorn-gthread": (
         "gunicorn memoryhub.wsgi:application -k gthread -w 4 --threads 4 --keep-alive 75 --backlog 2048",
         "gunicorn WSGI, 4 workers x 4 threads (gthread)",

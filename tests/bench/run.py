@@ -13,6 +13,7 @@ same run.
     python -m tests.bench.run search-writes   # issue 13: memory writes/s with the lexical index against without
     python -m tests.bench.run flood           # issue 12: victims' p99 while one agent floods the hub
     python -m tests.bench.run idempotency     # issue 11.4: writes with an Idempotency-Key against without
+    python -m tests.bench.run scale           # issue 16: reads at 1/1000 and full size (1 M memories, 5 M events)
 
 Options: --duration S (measured seconds per case), --warmup S, --rounds N (interleave and keep the
 median), --layouts a,b (REST layouts: gunicorn-sync, gunicorn-gthread, gunicorn-gthread2, daphne,
@@ -45,6 +46,7 @@ SUITES = {
     "search-writes": "tests.bench.bench_search:run_writes",
     "flood": "tests.bench.bench_flood:run",
     "idempotency": "tests.bench.bench_idempotency:run",
+    "scale": "tests.bench.bench_scale:run",
 }
 
 

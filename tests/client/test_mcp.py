@@ -92,7 +92,7 @@ def test_memory_tools_put_get_update_history_and_conflicts(hub_url, tokens):
     assert is_error and shape["error"]["code"] == "version_conflict"
     assert shape["error"]["details"]["current"]["version"] == 1
     assert r["update"][1]["content"] == {"verdict": "lgtm", "notes": "ok"}
-    assert [v["version"] for v in r["history"][1]["versions"]] == [1, 2]
+    assert [v["version"] for v in r["history"][1]["versions"]] == [2, 1]  # newest first
     found = r["search"][1]
     assert [(m["namespace"], m["key"]) for m in found["results"]] == [("code:review", "pr-1")]
     assert "<mark>lgtm</mark>" in found["results"][0]["snippet"] and found["next_cursor"] is None

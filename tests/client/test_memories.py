@@ -43,8 +43,8 @@ def test_patch_merges_and_delete_leaves_history(connect):
     with pytest.raises(NotFound):
         hub.get("code:review", "pr-2")
     history = hub.history("code:review", "pr-2")
-    assert [v["version"] for v in history] == [1, 2, 3]
-    assert history[-1]["reason"] == "merged"
+    assert [v["version"] for v in history] == [3, 2, 1]  # newest first
+    assert history[0]["reason"] == "merged"
 
 
 def test_past_versions_by_number_and_time_and_revert(connect):

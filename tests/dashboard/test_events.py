@@ -8,8 +8,10 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
+from memoryhub.dashboard import selectors
 from memoryhub.events.models import Event
 from memoryhub.memories.services import memory_put
 
@@ -105,14 +107,18 @@ def test_paging_continues_before_the_last_seq_shown(staff, history, monkeypatch)
 
 def test_jsonl_export_is_the_filtered_set_oldest_first(staff, history):
     lines = exported(staff, "jsonl", "?namespace=code:*").splitlines()
-    rows = [json.loads(line) for line in lines]
+    *rows, trailer = [json.loads(line) for line in lines]
     assert [row["resource"] for row in rows] == ["code:style/guide", "code:review/pr-1"]
+    assert trailer["export"]["complete"] is True and trailer["export"]["events"] == 2
     assert rows[0]["actor"] == {"kind": "agent", "id": "docs-1", "role": "docs"}
     assert rows[0]["after"] == {"rule": "ruff"} and rows[0]["reason"] == "style"
 
 
 def test_csv_export_has_a_header_and_one_row_per_event(staff, history):
-    rows = list(csv.DictReader(io.StringIO(exported(staff, "csv", "?type=memory.*"))))
+    text = exported(staff, "csv", "?type=memory.*")
+    body, _, trailer = text.rstrip("\n").rpartition("\n")
+    assert json.loads(trailer.removeprefix("# "))["complete"] is True
+    rows = list(csv.DictReader(io.StringIO(body)))
     assert [row["resource"] for row in rows] == ["code:style/guide", "code:review/pr-1", "customer:acme/profile"]
     assert rows[0]["actor_id"] == "docs-1" and json.loads(rows[0]["after"]) == {"rule": "ruff"}
     # A reason an agent wrote cannot become a spreadsheet formula.
@@ -121,3 +127,42 @@ def test_csv_export_has_a_header_and_one_row_per_event(staff, history):
 
 def test_unknown_export_format_is_404(staff, history):
     assert staff.get("/events/export.xml").status_code == 404
+
+
+def test_export_ends_with_a_completeness_line_and_resumes_after_a_seq(staff, history, monkeypatch):
+    """Batches smaller than the export: every event once, in order, then the line that says it is
+    complete; `after_seq` (the last seq a cut-off export delivered) gives exactly the rest."""
+    monkeypatch.setattr(
+        "memoryhub.dashboard.export.events_export_batches",
+        lambda query, **kw: selectors.events_export_batches(query, **{**kw, "batch": 1}),
+    )
+    *rows, trailer = [json.loads(line) for line in exported(staff, "jsonl", "").splitlines()]
+    all_seqs = list(Event.objects.order_by("seq").values_list("seq", flat=True))
+    assert [row["seq"] for row in rows] == all_seqs
+    assert trailer == {"export": {"complete": True, "events": len(all_seqs), "after_seq": 0, "last_seq": all_seqs[-1]}}
+    cut = all_seqs[1]
+    *rest, again = [json.loads(line) for line in exported(staff, "jsonl", f"?after_seq={cut}").splitlines()]
+    assert [row["seq"] for row in rest] == all_seqs[2:]
+    assert again["export"]["complete"] is True and again["export"]["after_seq"] == cut
+
+
+def test_a_failing_export_says_it_is_not_complete(staff, history, monkeypatch):
+    def failing(query, **kw):
+        yield from selectors.events_export_batches(query, **{**kw, "batch": 1})
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("memoryhub.dashboard.export.events_export_batches", lambda query, **kw: failing(query, **kw))
+    lines = [json.loads(line) for line in exported(staff, "jsonl", "").splitlines()]
+    assert lines[-1]["export"]["complete"] is False
+    assert lines[-1]["export"]["last_seq"] == lines[-2]["seq"]  # where to resume
+
+
+def test_export_command_writes_the_same_lines_and_resumes(staff, history):
+    out = io.StringIO()
+    call_command("export_events", "--namespace", "code:*", stdout=out)
+    *rows, trailer = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [row["resource"] for row in rows] == ["code:style/guide", "code:review/pr-1"]
+    assert trailer["export"]["complete"] is True
+    rest = io.StringIO()
+    call_command("export_events", "--namespace", "code:*", "--after-seq", str(rows[0]["seq"]), stdout=rest)
+    assert [json.loads(line).get("resource") for line in rest.getvalue().splitlines()] == ["code:review/pr-1", None]

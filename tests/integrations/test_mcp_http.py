@@ -114,7 +114,7 @@ def test_memory_tools_enforce_versions_ownership_and_policies_with_the_hubs_code
     assert r["patch"][1]["content"] == {"health": "at_risk"} and r["patch"][1]["version"] == 2
     assert r["not_owned"][1]["error"]["code"] == "field_not_owned"
     assert r["not_owned"][1]["error"]["details"]["fields"] == {"deal_stage": ["sales"]}
-    assert [v["version"] for v in r["history"][1]["versions"]] == [1, 2]
+    assert [v["version"] for v in r["history"][1]["versions"]] == [2, 1]  # newest first
     for case in ("nul", "long_reason", "bad_name"):
         assert r[case][0] and r[case][1]["error"]["code"] == "invalid", (case, r[case])
     assert [m["key"] for m in r["search"][1]["results"]] == ["profile"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -9,8 +11,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from memoryhub.actors import Actor
+from memoryhub.context import Caller
+from memoryhub.errors import Invalid
+from memoryhub.memories.content import check_glob
 from memoryhub.memories.models import Memory
-from policies.decide import NamespaceRule, PolicySet, decide_read
+from memoryhub.memories.selectors import memories_list
+from policies.decide import NamespaceRule, PolicySet, decide_read, glob_to_regex
 from policies.readable import readable_q
 
 # A small alphabet so that patterns, names and agent ids overlap often (`a:b` vs `a:*` vs `*b`).
@@ -66,6 +72,55 @@ def test_readable_condition_equals_decide_read(rules, actor_id, role, namespaces
         got = _matching(readable_q(policies, actor, vendor=connection.vendor), namespaces)
         transaction.set_rollback(True)
     assert got == expected, (rules, actor)
+
+
+def _valid_glob(pattern: str) -> bool:
+    try:
+        check_glob(pattern)
+    except Invalid:
+        return False
+    return "*" in pattern
+
+
+@pytest.mark.django_db
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rules=RULES,
+    actor_id=IDS,
+    role=ROLES,
+    namespaces=st.lists(names(), min_size=1, max_size=10, unique=True),
+    glob=st.one_of(st.none(), patterns().filter(_valid_glob)),
+    limit=st.integers(min_value=1, max_value=4),
+)
+def test_memories_list_pages_equal_decide_read(rules, actor_id, role, namespaces, glob, limit):
+    """The list endpoint's selector, paged through its cursors, returns exactly the rows decide_read
+    allows (and the glob matches), each once, in order: readability and the glob are SQL, not a scan."""
+    namespaces = sorted(set(namespaces) | {actor_id, f"x:{actor_id}"})
+    policies = PolicySet(namespaces=tuple(rules))
+    caller = Caller(kind="agent", id=actor_id, role=role, policies=policies)
+    regex = re.compile(glob_to_regex(glob)) if glob else None
+    expected = [
+        (name, key)
+        for name in namespaces
+        for key in ("k1", "k2")
+        if decide_read(policies, caller, name).allowed and (regex is None or regex.match(name))
+    ]
+    now = timezone.now()
+    with transaction.atomic():
+        Memory.objects.bulk_create(
+            Memory(namespace=name, key=key, created_by="t", updated_by="t", created_at=now, updated_at=now)
+            for name in namespaces
+            for key in ("k1", "k2")
+        )
+        seen: list[tuple[str, str]] = []
+        cursor = None
+        while True:
+            page, cursor = memories_list(actor=caller, namespace=glob, limit=limit, cursor=cursor)
+            seen += [(m["namespace"], m["key"]) for m in page]
+            if cursor is None:
+                break
+        transaction.set_rollback(True)
+    assert seen == expected, (rules, caller.id, caller.role, glob)
 
 
 @pytest.mark.django_db

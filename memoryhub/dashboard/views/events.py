@@ -1,42 +1,19 @@
 """/events/: the provenance log with filters (actor, namespace, resource, type, time range), newest
-first, live; the filtered set exported as JSON Lines or CSV (streamed, oldest first)."""
+first, live; the filtered set exported as JSON Lines or CSV (streamed, oldest first, in keyset batches,
+ending with a line that says it is complete: `{"export": {"complete": true, "events": N, "after_seq": A,
+"last_seq": S}}`, in CSV `# {...}`; `after_seq=S` resumes an export that was cut off after seq S)."""
 
 from __future__ import annotations
-
-import csv
-import json
-from collections.abc import Iterator
 
 from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from memoryhub.events.serializers import event_to_dict
-
 from ..access import staff_required
+from ..export import export_lines
 from ..forms import EventFilterForm
-from ..selectors import agent_ids, event_types, events_filtered, events_page
+from ..selectors import agent_ids, event_types, events_page
 from .common import form_errors, page
-
-CSV_COLUMNS = [
-    "seq",
-    "type",
-    "at",
-    "actor_kind",
-    "actor_id",
-    "actor_role",
-    "namespace",
-    "resource",
-    "version",
-    "summary",
-    "reason",
-    "idempotency_key",
-    "before",
-    "after",
-]
-# A cell starting with one of these is a formula to a spreadsheet: agents write summaries and reasons,
-# so such cells are prefixed with ' (OWASP's advice against CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @require_GET
@@ -70,35 +47,6 @@ def event_list(request):
     )
 
 
-def _csv_cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _jsonl(events) -> Iterator[str]:
-    for event in events.iterator(chunk_size=1000):
-        yield json.dumps(event_to_dict(event), ensure_ascii=False, default=str) + "\n"
-
-
-def _csv(events) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for event in events.iterator(chunk_size=1000):
-        row = event_to_dict(event)
-        actor = row.pop("actor")
-        row |= {"actor_kind": actor["kind"], "actor_id": actor["id"], "actor_role": actor["role"]}
-        for name in ("before", "after"):
-            row[name] = "" if row[name] is None else json.dumps(row[name], ensure_ascii=False, default=str)
-        yield writer.writerow(
-            [_csv_cell(row[column]) if isinstance(row[column], str) else row[column] for column in CSV_COLUMNS]
-        )
-
-
 @require_GET
 @staff_required
 def event_export(request, fmt: str):
@@ -107,11 +55,9 @@ def event_export(request, fmt: str):
     form = EventFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponseBadRequest(form_errors(form), content_type="text/plain; charset=utf-8")
-    events = events_filtered(form.query())
+    lines = export_lines(form.query(), after=form.cleaned_data.get("after_seq") or 0, fmt=fmt)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    if fmt == "jsonl":
-        response = StreamingHttpResponse(_jsonl(events), content_type="application/x-ndjson; charset=utf-8")
-    else:
-        response = StreamingHttpResponse(_csv(events), content_type="text/csv; charset=utf-8")
+    content_type = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
+    response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="memoryhub-events-{stamp}.{fmt}"'
     return response

@@ -4,23 +4,27 @@ version check) and revert to a version."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import Http404
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from memoryhub.api.params import INT_MAX
 from memoryhub.errors import Invalid, NotFound
-from memoryhub.memories.selectors import memories_list, memory_get, memory_history
+from memoryhub.memories.selectors import memories_list, memory_get, memory_history, memory_version
 from memoryhub.memories.services import memory_put, memory_revert
 from memoryhub.search.selectors import memories_search
 
 from ..access import human, staff_required
 from ..forms import MemoryEditForm, MemorySearchForm, RevertForm
-from ..selectors import namespace_tree, pretty, version_diff
+from ..selectors import namespace_children, pretty, version_diff
 from .common import override, page
 
 PAGE_SIZE = 100
+NAMESPACE_CHARS = re.compile(r"[A-Za-z0-9_.@:-]+")
+TIMELINE_PAGE = 50
 SEARCH_PAGE_SIZE = 25
 
 
@@ -30,7 +34,7 @@ def memory_list(request):
     form = MemorySearchForm(request.GET)
     results: list[dict[str, Any]] = []
     status = 200
-    number = 1
+    following = None
     searched = any(request.GET.get(name) for name in ("namespace", "q", "kind", "updated_by"))
     search = None
     if form.is_valid() and form.cleaned_data["q"].strip():
@@ -52,38 +56,50 @@ def memory_list(request):
             status = 400
     elif form.is_valid():
         data = form.cleaned_data
-        number = data.get("page") or 1
-        # One more than a page tells whether there is a next one.
-        results = memories_list(
-            actor=human(request),
-            namespace=data["namespace"] or None,
-            kind=data["kind"] or None,
-            q=data["q"].strip() or None,
-            updated_by=data["updated_by"].strip() or None,
-            limit=PAGE_SIZE + 1,
-            offset=(number - 1) * PAGE_SIZE,
-        )
+        try:
+            results, following = memories_list(
+                actor=human(request),
+                namespace=data["namespace"] or None,
+                kind=data["kind"] or None,
+                q=data["q"].strip() or None,
+                updated_by=data["updated_by"].strip() or None,
+                limit=PAGE_SIZE,
+                cursor=data["cursor"] or None,
+            )
+        except Invalid as error:
+            form.add_error(None, error.message)
+            status = 400
     else:
         status = 400
+    prefix = _tree_prefix(request.GET.get("tree"))
+    tree, tree_more = namespace_children(prefix, after=_tree_prefix(request.GET.get("tree_after")) or None)
     filters = request.GET.copy()
-    filters.pop("page", None)
-    filters.pop("cursor", None)
+    for name in ("page", "cursor", "tree", "tree_after"):
+        filters.pop(name, None)
     return page(
         request,
         "dashboard/memories.html",
         {
             "nav": "memories",
             "form": form,
-            "tree": namespace_tree(),
-            "results": results[:PAGE_SIZE],
+            "tree": tree,
+            "tree_prefix": prefix,
+            "tree_more": tree_more,
+            "results": results,
             "search": search,
             "searched": searched,
-            "next_page": number + 1 if len(results) > PAGE_SIZE else None,
-            "prev_page": number - 1 if number > 1 else None,
+            "next_cursor": following,
+            "first_page": bool(form.is_valid() and form.cleaned_data["cursor"]),
             "filters": filters.urlencode(),
         },
         status=status,
     )
+
+
+def _tree_prefix(raw: str | None) -> str:
+    """A namespace prefix from the query string, or "" (the root) when it is not one."""
+    value = (raw or "").strip()
+    return value if value and len(value) <= 255 and NAMESPACE_CHARS.fullmatch(value) else ""
 
 
 def _version_number(raw: str | None) -> int | None:
@@ -91,7 +107,7 @@ def _version_number(raw: str | None) -> int | None:
         value = int(raw or "")
     except ValueError:
         return None
-    return value if value > 0 else None
+    return value if 0 < value <= INT_MAX else None
 
 
 def _changed_keys(item: dict[str, Any]) -> list[str]:
@@ -102,9 +118,15 @@ def _changed_keys(item: dict[str, Any]) -> list[str]:
 
 
 def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit_form: MemoryEditForm | None = None):
+    """The memory, one page of its timeline (newest first, `vcursor` for older ones) and a comparison
+    of any two versions, each read by the (resource, version) index: the page costs the same with 50
+    versions or 50,000."""
     actor = human(request)
     try:
-        history = memory_history(actor=actor, namespace=namespace, key=key)
+        history, older = memory_history(
+            actor=actor, namespace=namespace, key=key, limit=TIMELINE_PAGE, cursor=request.GET.get("vcursor") or None
+        )
+        latest = memory_history(actor=actor, namespace=namespace, key=key, limit=1)[0][0]
     except (NotFound, Invalid):
         raise Http404(f"no memory {namespace}/{key}")
     try:
@@ -112,31 +134,31 @@ def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit
     except NotFound:
         current = None  # deleted or expired: its history stays
 
-    by_version = {item["version"]: item for item in history}
-    latest = history[-1]["version"]
-    b = _version_number(request.GET.get("b"))
-    a = _version_number(request.GET.get("a"))
-    if b not in by_version:
-        b = latest
-    if a not in by_version:
-        earlier = [item["version"] for item in history if item["version"] < b]
-        a = earlier[-1] if earlier else b
-    comparison = version_diff(by_version[a]["content"], by_version[b]["content"])
+    def version(number: int | None) -> dict[str, Any] | None:
+        if number is None:
+            return None
+        return memory_version(actor=actor, namespace=namespace, key=key, version=number)
+
+    b_item = version(_version_number(request.GET.get("b"))) or latest
+    b = b_item["version"]
+    a_item = version(_version_number(request.GET.get("a"))) or version(b - 1 if b > 1 else None) or b_item
+    a = a_item["version"]
+    comparison = version_diff(a_item["content"], b_item["content"])
 
     timeline = []
     for index, item in enumerate(history):
-        previous = history[index - 1]["version"] if index else None
+        # The next older version on this page, or (the page's last item) the number before it.
+        previous = history[index + 1]["version"] if index + 1 < len(history) else (item["version"] or 1) - 1
         timeline.append(
             {
                 **item,
-                "previous": previous,
+                "previous": previous or None,
                 "changed_keys": _changed_keys(item),
                 "revertable": current is not None
                 and item["content"] is not None
                 and item["version"] != current["version"],
             }
         )
-    timeline.reverse()
 
     moved_on = False
     if edit_form is not None and edit_form.is_bound and current is not None:
@@ -164,11 +186,12 @@ def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit
             "current": current,
             "current_json": pretty(current["content"]) if current else "",
             "timeline": timeline,
-            "versions": [item["version"] for item in history],
+            "older": older,
+            "latest_version": latest["version"],
             "a": a,
             "b": b,
-            "a_item": by_version[a],
-            "b_item": by_version[b],
+            "a_item": a_item,
+            "b_item": b_item,
             "comparison": comparison,
             "edit_form": edit_form,
             "moved_on": moved_on,
