@@ -9,17 +9,20 @@ from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from memoryhub import times
 from memoryhub.actors import Actor
 from memoryhub.errors import NotFound
 from memoryhub.events.models import Event
 from memoryhub.times import iso
-from policies.decide import PolicySet, decide_read, glob_to_regex
+from policies.decide import NamespaceRule, PolicySet, decide_read, glob_to_regex, namespace_rule
 from policies.selectors import policies_for
 
 from .content import check_glob, check_names, diff
-from .models import Memory
+from .lifecycle import Rules, is_stale, is_valid, valid_q, why_invalid
+from .models import Memory, MemoryKind
 from .queries import fetch_memory
 
+# The events that make a version (a state of the row) ...
 MEMORY_EVENT_TYPES = (
     "memory.created",
     "memory.updated",
@@ -28,12 +31,19 @@ MEMORY_EVENT_TYPES = (
     "memory.expired",
 )
 CONTENT_EVENT_TYPES = ("memory.created", "memory.updated", "memory.reverted")
+# ... and those of its lifecycle, which change no content and make no version.
+INVALIDATING_EVENT_TYPES = ("memory.superseded", "memory.archived")
+LIFECYCLE_EVENT_TYPES = ("memory.verified", "memory.stale", *INVALIDATING_EVENT_TYPES)
 
 
-def memory_to_dict(memory: Memory, *, readable: bool = True) -> dict[str, Any]:
+def memory_to_dict(
+    memory: Memory, *, readable: bool = True, rule: NamespaceRule | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """The memory as the API shows it. A caller that may write the namespace but not read it
     (`readable=False`) learns that the memory exists, its version, who wrote it and when, never what
-    it holds: no `content`, no `reason` (another writer's words)."""
+    it holds: no `content`, no `reason` (another writer's words). `rule` is its namespace's policy,
+    which says when it goes stale (a memory just written is never stale: writing verifies)."""
+    now = now or times.now()
     shown: dict[str, Any] = {
         "namespace": memory.namespace,
         "key": memory.key,
@@ -46,14 +56,23 @@ def memory_to_dict(memory: Memory, *, readable: bool = True) -> dict[str, Any]:
         "updated_at": iso(memory.updated_at),
         "expires_at": iso(memory.expires_at),
         "reason": memory.reason,
+        "verified_at": iso(memory.verified_at),
+        "verified_by": memory.verified_by,
+        "stale": is_stale(memory, rule, now),
+        "valid_until": iso(memory.valid_until),
+        "superseded_by": memory.superseded_by or None,
+        "superseded_at": iso(memory.superseded_at),
+        "archived_at": iso(memory.archived_at),
+        "derived_from": memory.derived_from,
     }
-    if not readable:
-        del shown["content"], shown["reason"]
+    if not readable:  # nor which other memories it names
+        del shown["content"], shown["reason"], shown["superseded_by"], shown["derived_from"]
     return shown
 
 
-def _live(queryset):
-    return queryset.filter(deleted_at=None).filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+def _live(queryset, *, include_invalid: bool = False):
+    queryset = queryset.filter(deleted_at=None).filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+    return queryset if include_invalid else queryset.filter(valid_q(times.now()))
 
 
 def _check_readable(actor: Actor, namespace: str, key: str, policies: PolicySet | None = None) -> None:
@@ -70,6 +89,7 @@ def _memory_events(namespace: str, key: str):
 def _past_state(memory: Memory, event: Event | None, label: str) -> dict[str, Any]:
     if event is None or event.type not in CONTENT_EVENT_TYPES:
         raise NotFound(f"{memory.namespace}/{memory.key} had no content {label}")
+    current = event.version == memory.version
     return {
         **memory_to_dict(memory),
         "content": event.after,
@@ -78,13 +98,56 @@ def _past_state(memory: Memory, event: Event | None, label: str) -> dict[str, An
         "updated_at": iso(event.at),
         "reason": event.reason,
         "expires_at": None,
+        "stale": False,
+        # Valid time as the row holds it belongs to its current version; an older version was valid
+        # until the next one (or until an invalidating event, see _state_at).
+        "valid_until": iso(memory.valid_until) if current else None,
+        "superseded_by": None,
+        "superseded_at": None,
+        "archived_at": None,
+        "derived_from": memory.derived_from if current else None,
     }
 
 
+def _state_at(memory: Memory, as_of: datetime, include_invalid: bool) -> dict[str, Any]:
+    """The memory as it was at `as_of` (transaction time, from the log) and whether it was valid then
+    (valid time: superseded, archived or past its valid_until by that time)."""
+    events = _memory_events(memory.namespace, memory.key).filter(at__lte=as_of).order_by("-seq")
+    state = _past_state(memory, events.first(), f"at {as_of.isoformat()}")
+    invalidated = (
+        Event.objects.filter(
+            resource=memory.resource, type__in=INVALIDATING_EVENT_TYPES, version=state["version"], at__lte=as_of
+        )
+        .order_by("seq")
+        .first()
+    )
+    if invalidated is not None:
+        after = invalidated.after or {}
+        state["superseded_by"] = after.get("superseded_by")
+        state["superseded_at" if invalidated.type == "memory.superseded" else "archived_at"] = iso(invalidated.at)
+        why = f"superseded by {after.get('superseded_by')}" if state["superseded_by"] else "archived (summarized)"
+    elif state["valid_until"] and memory.valid_until is not None and memory.valid_until <= as_of:
+        why = f"not valid since {state['valid_until']}"
+    else:
+        return state
+    if not include_invalid:
+        raise NotFound(f"{memory.resource} was {why} at {as_of.isoformat()} (read it with include=invalid)")
+    return state
+
+
 def memory_get(
-    *, actor: Actor, namespace: str, key: str, version: int | None = None, as_of: datetime | None = None
+    *,
+    actor: Actor,
+    namespace: str,
+    key: str,
+    version: int | None = None,
+    as_of: datetime | None = None,
+    include_invalid: bool = False,
 ) -> dict[str, Any]:
-    _check_readable(actor, namespace, key)
+    """The live memory (or one version of it, or its state at `as_of`). A memory superseded, past
+    its valid_until or archived is not in default reads: `include_invalid` shows it."""
+    policies = policies_for(actor)
+    _check_readable(actor, namespace, key, policies)
     memory = fetch_memory(namespace, key)
     if memory is None:
         raise NotFound(f"no memory {namespace}/{key}")
@@ -93,11 +156,13 @@ def memory_get(
             memory, _memory_events(namespace, key).filter(version=version).last(), f"at version {version}"
         )
     if as_of is not None:
-        event = _memory_events(namespace, key).filter(at__lte=as_of).order_by("-seq").first()
-        return _past_state(memory, event, f"at {as_of.isoformat()}")
+        return _state_at(memory, as_of, include_invalid)
     if memory.deleted_at is not None or (memory.expires_at and memory.expires_at <= timezone.now()):
         raise NotFound(f"no memory {namespace}/{key}")
-    return memory_to_dict(memory)
+    now = times.now()
+    if not include_invalid and not is_valid(memory, now):
+        raise NotFound(f"{namespace}/{key} is {why_invalid(memory, now)} (read it with include=invalid)")
+    return memory_to_dict(memory, rule=namespace_rule(policies, namespace), now=now)
 
 
 def version_content(*, namespace: str, key: str, version: int) -> Any:
@@ -106,13 +171,20 @@ def version_content(*, namespace: str, key: str, version: int) -> Any:
 
 
 def memory_history(*, actor: Actor, namespace: str, key: str) -> list[dict[str, Any]]:
-    """Every version, oldest first: who (kind, id, role), when, why, and what changed."""
+    """Every version, oldest first: who (kind, id, role), when, why, and what changed; between them
+    the lifecycle's events (verified, stale, superseded by, archived), which change no content."""
     _check_readable(actor, namespace, key)
-    events = list(_memory_events(namespace, key))
+    events = list(
+        Event.objects.filter(
+            resource=f"{namespace}/{key}", type__in=MEMORY_EVENT_TYPES + LIFECYCLE_EVENT_TYPES
+        ).order_by("seq")
+    )
     if not events:
         raise NotFound(f"no memory {namespace}/{key}")
     return [
-        {
+        _lifecycle_entry(event)
+        if event.type in LIFECYCLE_EVENT_TYPES
+        else {
             "version": event.version,
             "type": event.type,
             "seq": event.seq,
@@ -126,6 +198,24 @@ def memory_history(*, actor: Actor, namespace: str, key: str) -> list[dict[str, 
     ]
 
 
+def _lifecycle_entry(event: Event) -> dict[str, Any]:
+    return {
+        "version": event.version,
+        "type": event.type,
+        "seq": event.seq,
+        "at": iso(event.at),
+        "actor": {"kind": event.actor_kind, "id": event.actor_id, "role": event.actor_role},
+        "reason": event.reason,
+        "summary": event.summary,
+        **(event.after or {}),
+    }
+
+
+def task_namespace(task_id: int) -> str:
+    """A task's working memory lives in `task:<id>` and below (its completion ends it)."""
+    return f"task:{int(task_id)}"
+
+
 def memories_list(
     *,
     actor: Actor,
@@ -133,11 +223,18 @@ def memories_list(
     kind: str | None = None,
     q: str | None = None,
     updated_by: str | None = None,
+    task: int | None = None,
+    include_invalid: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Live memories the caller may read, by namespace then key. `namespace` may be a glob."""
-    queryset = _live(Memory.objects.all())
+    """Live memories the caller may read, by namespace then key. `namespace` may be a glob; `task`
+    keeps a task's working memories (namespace `task:<id>` and below); superseded, past-validity
+    and archived memories only with `include_invalid`."""
+    queryset = _live(Memory.objects.all(), include_invalid=include_invalid)
+    if task is not None:
+        scope = task_namespace(task)
+        queryset = queryset.filter(Q(namespace=scope) | Q(namespace__startswith=scope + ":"), kind=MemoryKind.WORKING)
     if namespace:
         if "*" in namespace:
             check_glob(namespace)
@@ -153,6 +250,7 @@ def memories_list(
             Q(key__icontains=q) | Q(text__icontains=q)
         )
     policies = policies_for(actor)
+    rules, now = Rules(policies), times.now()
     readable: dict[str, bool] = {}
     results: list[dict[str, Any]] = []
     skipped = 0
@@ -165,7 +263,7 @@ def memories_list(
         if skipped < offset:
             skipped += 1
             continue
-        results.append(memory_to_dict(memory))
+        results.append(memory_to_dict(memory, rule=rules(memory.namespace), now=now))
         if len(results) >= limit:
             break
     return results

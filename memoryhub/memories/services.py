@@ -4,7 +4,8 @@ one transaction; the event is published after commit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from memoryhub import times
 from memoryhub.actors import SYSTEM, Actor
 from memoryhub.errors import (
     FieldNotOwned,
@@ -30,16 +32,21 @@ from memoryhub.events.models import Event
 from memoryhub.events.services import event_append, event_record
 from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.selectors import current_exclusive_lease
+from memoryhub.times import iso
 from policies.decide import Decision, changed_fields, decide_read, decide_write, field_owners, field_violations
 from policies.selectors import policies_for
 
 from .content import check_names, content_size, merge_patch
+from .lifecycle import is_valid, why_invalid
 from .models import Memory, MemoryKind
 from .queries import fetch_memory, memories_expire_namespace_tree, memory_save_existing
 from .selectors import memory_to_dict, version_content
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+MAX_SUPERSEDES = 20
 DELETED = object()  # what a delete "writes"
+KEEP = object()  # a write that says nothing of valid_until keeps it
+TASK_NAMESPACE_RE = re.compile(r"\Atask:[0-9]+(:|\Z)")
 
 
 @dataclass(frozen=True)
@@ -102,12 +109,20 @@ def _write(
     ttl_seconds: int | None = None,
     reason: str = "",
     named_fields: set[str] | None = None,
+    valid_until: datetime | None | object = KEEP,
+    supersedes: Sequence[tuple[str, str]] = (),
 ) -> WriteResult:
     check_names(namespace, key)
     if kind is not None and kind not in MemoryKind.values:
         raise Invalid(f"kind must be one of {MemoryKind.values}", kind=["invalid choice"])
     if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise Invalid("ttl_seconds must be between 1 and 10 years", ttl_seconds=["out of range"])
+    if isinstance(valid_until, datetime) and valid_until <= times.now():
+        raise Invalid(
+            "valid_until must be in the future (to end a fact now, supersede it or delete it)",
+            valid_until=["not in the future"],
+        )
+    supersedes = _check_supersedes(namespace, key, supersedes)
     policies = policies_for(actor)
     decision: Decision = decide_write(policies, actor, namespace)
     if not decision.allowed:
@@ -116,7 +131,12 @@ def _write(
     # the version and metadata it needs to write, never the content (see memory_to_dict).
     readable = decide_read(policies, actor, namespace).allowed
     resource = f"{namespace}/{key}"
-    if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
+    for target_namespace, _ in supersedes:
+        target = decide_write(policies, actor, target_namespace)
+        if not target.allowed:
+            raise Forbidden(f"supersedes: {target.reason}", **target.details())
+    held = [resource, *(f"{ns}/{k}" for ns, k in supersedes)]
+    if actor.is_agent and (hold := hold_covering(actor=actor, resources=held)):
         raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
     conditional = if_match is not None or if_none_match
     for attempt in (1, 2):
@@ -147,6 +167,8 @@ def _write(
                         decision=decision,
                         readable=readable,
                         named_fields=named_fields,
+                        valid_until=valid_until,
+                        supersedes=supersedes,
                     )
                 except (VersionConflict, StaleFencingToken) as error:
                     # Refused before anything was written (the checks come first, and a conditional
@@ -236,6 +258,8 @@ def _write_in_transaction(
     decision,
     readable,
     named_fields,
+    valid_until,
+    supersedes,
 ) -> WriteResult:
     """The write, in `_write`'s transaction: every refusal is raised before anything is written."""
     resource = f"{namespace}/{key}"
@@ -302,6 +326,12 @@ def _write_in_transaction(
         ttl = ttl_seconds or (decision.rule.default_ttl_seconds if decision.rule and not live else None)
         if ttl:
             memory.expires_at = now + timedelta(seconds=ttl)
+        _check_working_scoped(memory)
+        # A write is a new assertion: verified by its writer, valid again (not superseded, archived).
+        _verify(memory, actor, times.now())
+        memory.superseded_by, memory.superseded_at, memory.archived_at = "", None, None
+        if valid_until is not KEEP:
+            memory.valid_until = valid_until
     if memory.pk is None:
         with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
             memory.save(force_insert=True)
@@ -316,18 +346,104 @@ def _write_in_transaction(
         "delete": "memory.deleted",
         "revert": "memory.reverted",
     }.get(op, "memory.updated" if live else "memory.created")
+    superseding = f", superseding {', '.join(f'{ns}/{k}' for ns, k in supersedes)}" if supersedes else ""
     event = event_append(
         actor=actor,
         type=event_type,
         namespace=namespace,
         resource=resource,
         version=memory.version,
-        summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}",
+        summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}{superseding}"[:500],
         before=before,
         after=None if deleting else new_content,
         reason=reason,
     )
+    for target_namespace, target_key in supersedes:
+        _supersede(actor=actor, namespace=target_namespace, key=target_key, by=resource, now=now, reason=reason)
     return WriteResult(memory, event, readable)
+
+
+def _check_working_scoped(memory: Memory) -> None:
+    """Working memory never accumulates: it belongs to a task (namespace `task:<id>` and below, which
+    the task's completion ends) or it expires (ttl_seconds, or the namespace's default_ttl_seconds)."""
+    if memory.kind != MemoryKind.WORKING or memory.expires_at is not None or TASK_NAMESPACE_RE.match(memory.namespace):
+        return
+    raise Invalid(
+        f"working memory must be scoped to a task or expire: write it under task:<task id> (it ends with the "
+        f"task), or send ttl_seconds, or use kind episodic or semantic for {memory.namespace}/{memory.key}",
+        kind=["working memory needs a task namespace (task:<id>) or ttl_seconds"],
+    )
+
+
+def _verify(memory: Memory, actor: Actor, now: datetime) -> None:
+    memory.verified_at, memory.verified_by, memory.stale_announced_at = now, actor.label, None
+
+
+def _check_supersedes(namespace: str, key: str, supersedes: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    if len(supersedes) > MAX_SUPERSEDES:
+        raise Invalid(f"supersedes names more than {MAX_SUPERSEDES} memories", supersedes=["too many"])
+    checked: list[tuple[str, str]] = []
+    for target_namespace, target_key in supersedes:
+        check_names(target_namespace, target_key)
+        if (target_namespace, target_key) == (namespace, key):
+            raise Invalid("a memory cannot supersede itself", supersedes=[f"{namespace}/{key} is this memory"])
+        if (target_namespace, target_key) not in checked:
+            checked.append((target_namespace, target_key))
+    return checked
+
+
+def _supersede(*, actor: Actor, namespace: str, key: str, by: str, now: datetime, reason: str) -> None:
+    """In the superseding write's transaction: the old fact is kept, no longer valid (no new version:
+    its content is unchanged), with a `memory.superseded` event naming what replaced it."""
+    memory = fetch_memory(namespace, key, for_update=True)
+    valid_now = times.now()
+    if _live(memory, now) is None or not is_valid(memory, valid_now):
+        why = "no live memory" if _live(memory, now) is None else f"already {why_invalid(memory, valid_now)}:"
+        raise Invalid(f"supersedes: {why} {namespace}/{key}", supersedes=[f"{namespace}/{key}: {why}"])
+    memory.superseded_by, memory.superseded_at = by, valid_now
+    memory_save_existing(memory)
+    event_append(
+        actor=actor,
+        type="memory.superseded",
+        namespace=namespace,
+        resource=memory.resource,
+        version=memory.version,
+        summary=f"{memory.resource} v{memory.version} superseded by {by}",
+        after={"superseded_by": by},
+        reason=reason,
+    )
+
+
+def memory_verify(*, actor: Actor, namespace: str, key: str, reason: str = "") -> WriteResult:
+    """Re-confirm a memory without changing it: verified_at/verified_by move to now and the caller, a
+    `memory.verified` event, no new version. Who may write the namespace may verify it."""
+    check_names(namespace, key)
+    policies = policies_for(actor)
+    decision = decide_write(policies, actor, namespace)
+    if not decision.allowed:
+        raise Forbidden(decision.reason, **decision.details())
+    resource = f"{namespace}/{key}"
+    if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
+        raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
+    with transaction.atomic():
+        memory = fetch_memory(namespace, key, for_update=True)
+        now = times.now()
+        if _live(memory) is None or not is_valid(memory, now):
+            raise NotFound(f"no memory {resource}")
+        assert memory is not None
+        _verify(memory, actor, now)
+        memory_save_existing(memory)
+        event = event_append(
+            actor=actor,
+            type="memory.verified",
+            namespace=namespace,
+            resource=resource,
+            version=memory.version,
+            summary=f"{actor.label} verified {resource} v{memory.version}",
+            after={"verified_at": iso(now), "verified_by": actor.label},
+            reason=reason,
+        )
+    return WriteResult(memory, event, decide_read(policies, actor, namespace).allowed)
 
 
 def memory_put(
@@ -342,7 +458,11 @@ def memory_put(
     if_match: int | None = None,
     if_none_match: bool = False,
     fencing_token: int | None = None,
+    valid_until: datetime | None = None,
+    supersedes: Sequence[tuple[str, str]] = (),
 ) -> WriteResult:
+    """Write the whole content. `valid_until` (future) ends the fact's validity then; `supersedes`
+    names memories this one replaces: they stay, out of default reads, with `superseded_by` set."""
     return _write(
         actor=actor,
         namespace=namespace,
@@ -355,6 +475,8 @@ def memory_put(
         kind=kind,
         ttl_seconds=ttl_seconds,
         reason=reason,
+        valid_until=valid_until,
+        supersedes=supersedes,
     )
 
 

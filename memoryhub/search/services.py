@@ -123,7 +123,8 @@ def embeddings_update(*, batch: int = BATCH) -> int:
             # A memory removed since it was read (pruned, or its test's data torn down) has no row to
             # hang a vector on: lock the ones still there, so none goes while they are stored.
             present = set(
-                Memory.objects.select_for_update().filter(id__in=[item["memory_id"] for item in to_embed])
+                Memory.objects.select_for_update()
+                .filter(id__in=[item["memory_id"] for item in to_embed])
                 .values_list("id", flat=True)
             )
             to_embed = [item for item in to_embed if item["memory_id"] in present]
