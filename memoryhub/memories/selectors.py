@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, TextField
+from django.db import connection
+from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -15,10 +16,11 @@ from memoryhub.errors import NotFound
 from memoryhub.events.models import Event
 from memoryhub.times import iso
 from policies.decide import NamespaceRule, PolicySet, decide_read, glob_to_regex, namespace_rule
+from policies.readable import glob_q
 from policies.selectors import policies_for
 
 from .content import check_glob, check_names, diff
-from .lifecycle import Rules, is_stale, is_valid, valid_q, why_invalid
+from .lifecycle import Rules, is_stale, is_valid, stale_after, valid_q, why_invalid
 from .models import Memory, MemoryKind
 from .queries import fetch_memory
 
@@ -267,3 +269,42 @@ def memories_list(
         if len(results) >= limit:
             break
     return results
+
+
+def stale_memories(*, policies: PolicySet, now: datetime, limit: int = 500, unannounced: bool = False) -> list[Memory]:
+    """Live, valid semantic memories past their namespace's stale_after_seconds, oldest verified first.
+    With `unannounced`: only those not announced stale in the current period (the sweeper's work)."""
+    found: list[Memory] = []
+    rules = Rules(policies)
+    for rule in policies.namespaces:
+        period = stale_after(rule)
+        if period is None:
+            continue
+        queryset = _live(Memory.objects.filter(kind=MemoryKind.SEMANTIC)).filter(
+            glob_q(rule.pattern, vendor=connection.vendor), verified_at__lte=now - period
+        )
+        if unannounced:
+            queryset = queryset.filter(Q(stale_announced_at=None) | Q(stale_announced_at__lte=now - period))
+        # A namespace under a more specific policy follows that one.
+        found += [m for m in queryset.order_by("verified_at", "id")[:limit] if rules(m.namespace) == rule]
+    return sorted(found, key=lambda m: (m.verified_at or m.updated_at, m.id))[:limit]
+
+
+def stale_counts(*, policies: PolicySet, now: datetime) -> dict[str, int]:
+    """How many stale semantic memories each namespace holds (for /metrics)."""
+    counts: dict[str, int] = {}
+    rules = Rules(policies)
+    for rule in policies.namespaces:
+        period = stale_after(rule)
+        if period is None:
+            continue
+        rows = (
+            _live(Memory.objects.filter(kind=MemoryKind.SEMANTIC))
+            .filter(glob_q(rule.pattern, vendor=connection.vendor), verified_at__lte=now - period)
+            .values("namespace")
+            .annotate(n=Count("id"))
+        )
+        for row in rows:
+            if rules(row["namespace"]) == rule:
+                counts[row["namespace"]] = row["n"]
+    return counts

@@ -33,14 +33,22 @@ from memoryhub.events.services import event_append, event_record
 from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.selectors import current_exclusive_lease
 from memoryhub.times import iso
-from policies.decide import Decision, changed_fields, decide_read, decide_write, field_owners, field_violations
-from policies.selectors import policies_for
+from policies.decide import (
+    Decision,
+    changed_fields,
+    decide_read,
+    decide_write,
+    field_owners,
+    field_violations,
+    namespace_rule,
+)
+from policies.selectors import policies_for, policy_set
 
 from .content import check_names, content_size, merge_patch
-from .lifecycle import is_valid, why_invalid
+from .lifecycle import is_stale, is_valid, stale_after, stale_since, why_invalid
 from .models import Memory, MemoryKind
 from .queries import fetch_memory, memories_expire_namespace_tree, memory_save_existing
-from .selectors import memory_to_dict, version_content
+from .selectors import memory_to_dict, stale_memories, version_content
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 MAX_SUPERSEDES = 20
@@ -612,3 +620,72 @@ def episodic_prune(*, now=None, limit: int = 500) -> int:
         reason="pruned (episodic retention)",
         limit=limit,
     )
+
+
+def _writer_roles(rule) -> list[str]:
+    """The roles a policy names as writers: `*` and `self` name no one to tell."""
+    return [role for role in (rule.writers if rule else ()) if role not in ("*", "self")]
+
+
+def stale_announce(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Each semantic memory gone stale is announced once per staleness period: a `memory.stale` event
+    and a `stale` context entry to each writer role of its namespace (an agent re-checks the fact and
+    verifies it, or rewrites it). Returns how many were announced."""
+    from contexts.services import context_send
+
+    now = now or times.now()
+    policies = policy_set()
+    done = 0
+    for candidate in stale_memories(policies=policies, now=now, limit=limit, unannounced=True):
+        rule = namespace_rule(policies, candidate.namespace)
+        period = stale_after(rule)
+        with transaction.atomic():
+            # Re-checked under the row lock: verified, rewritten or announced by another sweeper meanwhile.
+            memory = fetch_memory(candidate.namespace, candidate.key, for_update=True)
+            if (
+                period is None
+                or memory is None
+                or _live(memory) is None
+                or not is_valid(memory, now)
+                or not is_stale(memory, rule, now)
+                or (memory.stale_announced_at is not None and memory.stale_announced_at > now - period)
+            ):
+                continue
+            memory.stale_announced_at = now
+            memory_save_existing(memory)
+            about = {
+                "namespace": memory.namespace,
+                "key": memory.key,
+                "version": memory.version,
+                "verified_at": iso(memory.verified_at),
+                "verified_by": memory.verified_by,
+                "stale_since": iso(stale_since(memory, rule)),
+            }
+            roles = _writer_roles(rule)
+            event_append(
+                actor=SYSTEM,
+                type="memory.stale",
+                namespace=memory.namespace,
+                resource=memory.resource,
+                version=memory.version,
+                summary=f"{memory.resource} v{memory.version} is stale (verified {about['verified_at']})",
+                after={**about, "announced_to": roles},
+            )
+            for role in roles:
+                try:
+                    with transaction.atomic():
+                        context_send(
+                            actor=SYSTEM,
+                            to_role=role,
+                            context_type="stale",
+                            subject=f"stale: {memory.resource}"[:600],
+                            content={
+                                **about,
+                                "action": f"re-check it, then POST memories/{memory.namespace}/{memory.key}/verify/ "
+                                "or write the corrected fact",
+                            },
+                        )
+                except Invalid:  # no agent has the role (yet): the event still records the staleness
+                    continue
+            done += 1
+    return done

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from memoryhub.errors import Invalid, NotFound
-from memoryhub.memories.selectors import memories_list, memory_get, memory_history
+from memoryhub.memories.selectors import LIFECYCLE_EVENT_TYPES, memories_list, memory_get, memory_history
 from memoryhub.memories.services import memory_put, memory_revert
 from memoryhub.search.selectors import memories_search
 
@@ -104,11 +104,15 @@ def _changed_keys(item: dict[str, Any]) -> list[str]:
 def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit_form: MemoryEditForm | None = None):
     actor = human(request)
     try:
-        history = memory_history(actor=actor, namespace=namespace, key=key)
+        entries = memory_history(actor=actor, namespace=namespace, key=key)
     except (NotFound, Invalid):
         raise Http404(f"no memory {namespace}/{key}")
+    # Versions, and apart from them the lifecycle's events (verified, stale, superseded, archived).
+    history = [item for item in entries if item["type"] not in LIFECYCLE_EVENT_TYPES]
+    lifecycle = [item for item in entries if item["type"] in LIFECYCLE_EVENT_TYPES][::-1]
     try:
-        current = memory_get(actor=actor, namespace=namespace, key=key)
+        # A superseded, past-validity or archived memory is shown too: a human reads the whole record.
+        current = memory_get(actor=actor, namespace=namespace, key=key, include_invalid=True)
     except NotFound:
         current = None  # deleted or expired: its history stays
 
@@ -164,6 +168,7 @@ def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit
             "current": current,
             "current_json": pretty(current["content"]) if current else "",
             "timeline": timeline,
+            "lifecycle": lifecycle,
             "versions": [item["version"] for item in history],
             "a": a,
             "b": b,
