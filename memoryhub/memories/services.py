@@ -29,7 +29,7 @@ from memoryhub.errors import (
     VersionConflict,
 )
 from memoryhub.events.models import Event
-from memoryhub.events.services import event_append, event_record
+from memoryhub.events.services import NewEvent, event_append, event_record, events_append
 from memoryhub.locks.holds import hold_covering
 from memoryhub.locks.selectors import current_exclusive_lease
 from memoryhub.times import iso
@@ -355,19 +355,24 @@ def _write_in_transaction(
         "revert": "memory.reverted",
     }.get(op, "memory.updated" if live else "memory.created")
     superseding = f", superseding {', '.join(f'{ns}/{k}' for ns, k in supersedes)}" if supersedes else ""
-    event = event_append(
+    # The superseded facts' events in the write's batch: one moment of the log (`at`), so an `as_of`
+    # read never sees the new fact without the old one superseded.
+    event, *_ = events_append(
         actor=actor,
-        type=event_type,
-        namespace=namespace,
-        resource=resource,
-        version=memory.version,
-        summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}{superseding}"[:500],
-        before=before,
-        after=None if deleting else new_content,
-        reason=reason,
+        events=[
+            NewEvent(
+                type=event_type,
+                namespace=namespace,
+                resource=resource,
+                version=memory.version,
+                summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}{superseding}",
+                before=before,
+                after=None if deleting else new_content,
+                reason=reason,
+            ),
+            *(_supersede(namespace=ns, key=k, by=resource, now=now, reason=reason) for ns, k in supersedes),
+        ],
     )
-    for target_namespace, target_key in supersedes:
-        _supersede(actor=actor, namespace=target_namespace, key=target_key, by=resource, now=now, reason=reason)
     return WriteResult(memory, event, readable)
 
 
@@ -400,18 +405,17 @@ def _check_supersedes(namespace: str, key: str, supersedes: Sequence[tuple[str, 
     return checked
 
 
-def _supersede(*, actor: Actor, namespace: str, key: str, by: str, now: datetime, reason: str) -> None:
+def _supersede(*, namespace: str, key: str, by: str, now: datetime, reason: str) -> NewEvent:
     """In the superseding write's transaction: the old fact is kept, no longer valid (no new version:
-    its content is unchanged), with a `memory.superseded` event naming what replaced it."""
+    its content is unchanged). Returns its `memory.superseded` event, naming what replaced it."""
     memory = fetch_memory(namespace, key, for_update=True)
     valid_now = times.now()
-    if _live(memory, now) is None or not is_valid(memory, valid_now):
+    if memory is None or _live(memory, now) is None or not is_valid(memory, valid_now):
         why = "no live memory" if _live(memory, now) is None else f"already {why_invalid(memory, valid_now)}:"
         raise Invalid(f"supersedes: {why} {namespace}/{key}", supersedes=[f"{namespace}/{key}: {why}"])
     memory.superseded_by, memory.superseded_at = by, valid_now
     memory_save_existing(memory)
-    event_append(
-        actor=actor,
+    return NewEvent(
         type="memory.superseded",
         namespace=namespace,
         resource=memory.resource,
