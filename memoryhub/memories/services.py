@@ -408,10 +408,10 @@ def _check_supersedes(namespace: str, key: str, supersedes: Sequence[tuple[str, 
 def _supersede(*, namespace: str, key: str, by: str, now: datetime, reason: str) -> NewEvent:
     """In the superseding write's transaction: the old fact is kept, no longer valid (no new version:
     its content is unchanged). Returns its `memory.superseded` event, naming what replaced it."""
-    memory = fetch_memory(namespace, key, for_update=True)
+    memory = _live(fetch_memory(namespace, key, for_update=True), now)
     valid_now = times.now()
-    if memory is None or _live(memory, now) is None or not is_valid(memory, valid_now):
-        why = "no live memory" if _live(memory, now) is None else f"already {why_invalid(memory, valid_now)}:"
+    if memory is None or not is_valid(memory, valid_now):
+        why = "no live memory" if memory is None else f"already {why_invalid(memory, valid_now)}:"
         raise Invalid(f"supersedes: {why} {namespace}/{key}", supersedes=[f"{namespace}/{key}: {why}"])
     memory.superseded_by, memory.superseded_at = by, valid_now
     memory_save_existing(memory)
@@ -438,11 +438,10 @@ def memory_verify(*, actor: Actor, namespace: str, key: str, reason: str = "") -
     if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
         raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
     with transaction.atomic():
-        memory = fetch_memory(namespace, key, for_update=True)
+        memory = _live(fetch_memory(namespace, key, for_update=True))
         now = times.now()
-        if _live(memory) is None or not is_valid(memory, now):
+        if memory is None or not is_valid(memory, now):
             raise NotFound(f"no memory {resource}")
-        assert memory is not None
         _verify(memory, actor, now)
         memory_save_existing(memory)
         event = event_append(
