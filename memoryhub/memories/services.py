@@ -119,6 +119,7 @@ def _write(
     named_fields: set[str] | None = None,
     valid_until: datetime | None | object = KEEP,
     supersedes: Sequence[tuple[str, str]] = (),
+    derived_from: list[str] | None = None,
 ) -> WriteResult:
     check_names(namespace, key)
     if kind is not None and kind not in MemoryKind.values:
@@ -177,6 +178,7 @@ def _write(
                         named_fields=named_fields,
                         valid_until=valid_until,
                         supersedes=supersedes,
+                        derived_from=derived_from,
                     )
                 except (VersionConflict, StaleFencingToken) as error:
                     # Refused before anything was written (the checks come first, and a conditional
@@ -268,6 +270,7 @@ def _write_in_transaction(
     named_fields,
     valid_until,
     supersedes,
+    derived_from,
 ) -> WriteResult:
     """The write, in `_write`'s transaction: every refusal is raised before anything is written."""
     resource = f"{namespace}/{key}"
@@ -340,6 +343,8 @@ def _write_in_transaction(
         memory.superseded_by, memory.superseded_at, memory.archived_at = "", None, None
         if valid_until is not KEEP:
             memory.valid_until = valid_until
+        if derived_from is not None:
+            memory.derived_from = derived_from
     if memory.pk is None:
         with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
             memory.save(force_insert=True)
@@ -471,6 +476,7 @@ def memory_put(
     fencing_token: int | None = None,
     valid_until: datetime | None = None,
     supersedes: Sequence[tuple[str, str]] = (),
+    derived_from: list[str] | None = None,
 ) -> WriteResult:
     """Write the whole content. `valid_until` (future) ends the fact's validity then; `supersedes`
     names memories this one replaces: they stay, out of default reads, with `superseded_by` set."""
@@ -488,6 +494,7 @@ def memory_put(
         reason=reason,
         valid_until=valid_until,
         supersedes=supersedes,
+        derived_from=derived_from,
     )
 
 
