@@ -161,3 +161,23 @@ def test_the_built_in_summary_is_deterministic():
     assert builtin_summary(episodes) == builtin_summary(list(reversed(episodes)))
     assert builtin_summary(episodes)["fields"] == {"x": [1], "y": [[1]]}
     assert builtin_summary([])["count"] == 0
+
+
+def test_a_summary_result_is_checked_and_a_replayed_completion_archives_nothing_twice(policies, make_agent):
+    from memoryhub.errors import Invalid
+    from memoryhub.tasks.services import task_claim, task_complete
+
+    policies_apply(actor=SYSTEM, document=POLICIES)
+    scribe = make_agent("scribe-1", "scribe")
+    write_episodes("log:orders", [{"n": 1}, {"n": 2}], timedelta(hours=3))
+    assert episodes_summarize() == 1
+    claimed = task_claim(actor=scribe.actor, kinds=[SUMMARIZE_KIND])
+    assert claimed is not None
+    with pytest.raises(Invalid):
+        task_complete(actor=scribe.actor, task_id=claimed.task.id, result={"text": "not under summary"})
+    assert Task.objects.get().status == TaskStatus.CLAIMED  # refused as a whole: still the scribe's
+    task_complete(actor=scribe.actor, task_id=claimed.task.id, result={"summary": {"text": "two"}})
+    replay = task_complete(actor=scribe.actor, task_id=claimed.task.id, result={"summary": {"text": "two"}})
+    assert replay.replayed
+    assert Event.objects.filter(type="memory.archived").count() == 2
+    assert Event.objects.filter(type="memory.summarized").count() == 1
