@@ -130,7 +130,7 @@ def episodes_summarize(*, now: datetime | None = None, limit: int = 50) -> int:
                 payload=payload,
                 idempotency_key=f"summarize:{namespace}:{iso(start)}",
             )
-            done += 0 if result.replayed else 1
+            done += 1 if result.created else 0
         else:
             with transaction.atomic():
                 summary_store(actor=SYSTEM, payload=payload, summary=builtin_summary(payload["episodes"]))
