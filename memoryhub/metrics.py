@@ -48,6 +48,14 @@ class HubCollector:
             "Memories not deleted",
             value=Memory.objects.filter(deleted_at=None).count(),
         )
+        from memoryhub.memories.selectors import stale_counts
+        from policies.selectors import policy_set
+
+        yield GaugeMetricFamily(
+            "memoryhub_memories_stale",
+            "Semantic memories past their namespace's stale_after_seconds, not re-verified",
+            value=sum(stale_counts(policies=policy_set(), now=now).values()),
+        )
         yield GaugeMetricFamily(
             "memoryhub_leases_active",
             "Unexpired, unreleased leases",

@@ -26,7 +26,8 @@ def sweep() -> dict[str, int]:
     """One pass of every sweeper; returns how much each did."""
     from contexts.services import contexts_expire
     from memoryhub.locks.services import leases_expire, lock_alerts_raise, lock_waits_close_abandoned
-    from memoryhub.memories.services import episodic_prune, memories_expire
+    from memoryhub.memories.services import episodic_prune, memories_expire, stale_announce
+    from memoryhub.memories.summaries import episodes_summarize
     from memoryhub.tasks.services import claims_requeue_expired
 
     now = timezone.now()
@@ -34,6 +35,8 @@ def sweep() -> dict[str, int]:
     for name, job in (
         ("memories_expired", lambda: memories_expire(now=now)),
         ("episodic_pruned", lambda: episodic_prune(now=now)),
+        ("stale_announced", lambda: stale_announce()),
+        ("episodes_summarized", lambda: episodes_summarize()),
         ("contexts_expired", lambda: contexts_expire(now=now)),
         ("leases_expired", lambda: leases_expire(now=now)),
         ("claims_requeued", lambda: claims_requeue_expired(now=now)),

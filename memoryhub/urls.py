@@ -31,6 +31,11 @@ api_v1: list[URLPattern | URLResolver] = [
         memories.MemoryRevertView.as_view(),
         name="memory-revert",
     ),
+    path(
+        "memories/<str:namespace>/<str:key>/verify/",
+        memories.MemoryVerifyView.as_view(),
+        name="memory-verify",
+    ),
     path("events/", events.EventListView.as_view(), name="events"),
     path("search/", search.SearchView.as_view(), name="search"),
     # Spread rather than include("")-ed: a path that an empty-prefix include does not hold makes Django

@@ -29,6 +29,10 @@ class NamespaceRule:
     write_mode: str = "optimistic"
     default_ttl_seconds: int | None = None
     max_content_bytes: int | None = None
+    stale_after_seconds: int | None = None
+    episodic_summarize_after_seconds: int | None = None
+    summarizer: str = ""
+    recency_half_life_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,12 @@ def _decide(policies: PolicySet, actor: Actor, namespace: str, access: str) -> D
     if role_allowed(roles, actor, _self_part(rule.pattern, found[1])):
         return Decision(True, f"role {actor.role!r} may {access} by policy {rule.pattern!r}", rule)
     return Decision(False, f"policy {rule.pattern!r} does not let role {actor.role!r} {access} {namespace!r}", rule)
+
+
+def namespace_rule(policies: PolicySet, namespace: str) -> NamespaceRule | None:
+    """The most specific namespace policy of `namespace`, whoever asks (its lifecycle settings)."""
+    found = best_match(policies.namespaces, namespace, lambda rule: rule.pattern)
+    return found[0] if found else None
 
 
 def decide_read(policies: PolicySet, actor: Actor, namespace: str) -> Decision:

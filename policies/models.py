@@ -24,6 +24,13 @@ class NamespacePolicy(models.Model):
     write_mode = models.CharField(max_length=20, choices=WriteMode.choices, default=WriteMode.OPTIMISTIC)
     default_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
     max_content_bytes = models.PositiveIntegerField(null=True, blank=True)
+    # The memory lifecycle (README "Memory lifecycle"): semantic memory not verified for this long is
+    # stale; episodic memory older than this is summarized (by the `summarizer` role's agents, else
+    # built in); search's recency half-life for memories of this namespace.
+    stale_after_seconds = models.PositiveIntegerField(null=True, blank=True)
+    episodic_summarize_after_seconds = models.PositiveIntegerField(null=True, blank=True)
+    summarizer = models.CharField(max_length=100, blank=True)
+    recency_half_life_seconds = models.PositiveIntegerField(null=True, blank=True)
     description = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,6 +8,7 @@ from memoryhub.context import Caller
 from . import queries
 from .decide import DeferRule, FieldRule, NamespaceRule, PolicySet
 from .models import DeferenceRule, FieldOwnership, NamespacePolicy
+from .services import LIFECYCLE_FIELDS
 
 
 def _namespace_rule(row: NamespacePolicy) -> NamespaceRule:
@@ -18,6 +19,10 @@ def _namespace_rule(row: NamespacePolicy) -> NamespaceRule:
         write_mode=row.write_mode,
         default_ttl_seconds=row.default_ttl_seconds,
         max_content_bytes=row.max_content_bytes,
+        stale_after_seconds=row.stale_after_seconds,
+        episodic_summarize_after_seconds=row.episodic_summarize_after_seconds,
+        summarizer=row.summarizer,
+        recency_half_life_seconds=row.recency_half_life_seconds,
     )
 
 
@@ -92,6 +97,9 @@ def policies_export() -> dict:
             entry["default_ttl_seconds"] = row.default_ttl_seconds
         if row.max_content_bytes is not None:
             entry["max_content_bytes"] = row.max_content_bytes
+        for name in LIFECYCLE_FIELDS:
+            if getattr(row, name):
+                entry[name] = getattr(row, name)
         if row.description:
             entry["description"] = row.description
         namespaces.append(entry)

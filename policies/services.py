@@ -16,6 +16,15 @@ from memoryhub.events.services import NewEvent, events_append
 from .decide import WRITE_MODES
 from .models import DeferenceRule, FieldOwnership, NamespacePolicy
 
+# A namespace's memory lifecycle (README "Memory lifecycle"), all optional.
+LIFECYCLE_FIELDS = (
+    "stale_after_seconds",
+    "episodic_summarize_after_seconds",
+    "summarizer",
+    "recency_half_life_seconds",
+)
+MAX_LIFECYCLE_SECONDS = 10 * 365 * 24 * 3600
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -30,7 +39,9 @@ KINDS = {
         "namespaces",
         NamespacePolicy,
         ("pattern",),
-        ("readers", "writers", "write_mode", "default_ttl_seconds", "max_content_bytes", "description"),
+        ("readers", "writers", "write_mode", "default_ttl_seconds", "max_content_bytes")
+        + LIFECYCLE_FIELDS
+        + ("description",),
     ),
     "fields": Kind("fields", FieldOwnership, ("namespace", "field"), ("owners",)),
     "deference": Kind("deference", DeferenceRule, ("resource", "role", "defers_to"), ("window_seconds",)),
@@ -44,6 +55,7 @@ FILE_KEYS = {
         "write_mode",
         "default_ttl_seconds",
         "max_content_bytes",
+        *LIFECYCLE_FIELDS,
         "description",
     },
     "fields": {"namespace", "field", "owners"},
@@ -99,6 +111,32 @@ def _positive(value: Any, where: str, name: str, *, default: int | None) -> int 
     return value
 
 
+def _seconds(raw: dict[str, Any], where: str, name: str) -> int | None:
+    value = _positive(raw.get(name), where, name, default=None)
+    if value is not None and value > MAX_LIFECYCLE_SECONDS:
+        raise Invalid(f"{where}: {name} must be at most 10 years ({MAX_LIFECYCLE_SECONDS} s)", entry=where, field=name)
+    return value
+
+
+def _lifecycle(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The lifecycle settings of a namespace entry, checked: a summarizer needs an age to act at."""
+    values: dict[str, Any] = {
+        name: _seconds(raw, where, name)
+        for name in ("stale_after_seconds", "episodic_summarize_after_seconds", "recency_half_life_seconds")
+    }
+    summarizer = raw.get("summarizer") or ""
+    if summarizer:
+        _check_role(_text(summarizer, where, "summarizer"), where, "summarizer")
+        if values["episodic_summarize_after_seconds"] is None:
+            raise Invalid(
+                f"{where}: summarizer needs episodic_summarize_after_seconds (when episodes are summarized)",
+                entry=where,
+                field="summarizer",
+            )
+    values["summarizer"] = summarizer.strip() if isinstance(summarizer, str) else summarizer
+    return values
+
+
 def normalize_entry(kind: str, raw: Any, where: str) -> dict[str, Any]:
     """One policy entry from a file or form, checked and with defaults filled in."""
     if not isinstance(raw, dict):
@@ -122,6 +160,7 @@ def normalize_entry(kind: str, raw: Any, where: str) -> dict[str, Any]:
                 raw.get("default_ttl_seconds"), where, "default_ttl_seconds", default=None
             ),
             "max_content_bytes": _positive(raw.get("max_content_bytes"), where, "max_content_bytes", default=None),
+            **_lifecycle(raw, where),
             "description": raw.get("description") or "",
         }
     if kind == "fields":

@@ -39,6 +39,8 @@ def test_one_sweep_records_every_lapse_once(policies, make_agent):
     assert done == {
         "memories_expired": 1,
         "episodic_pruned": 0,
+        "stale_announced": 0,
+        "episodes_summarized": 0,
         "contexts_expired": 1,
         "leases_expired": 1,
         "claims_requeued": 1,

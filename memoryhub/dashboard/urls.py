@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import agents, events, inbox, locks, memories, overview, policies, tasks
+from .views import agents, events, inbox, locks, memories, overview, policies, stale, tasks
 
 app_name = "dashboard"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("memories/<str:namespace>/<str:key>/", memories.memory_detail, name="memory"),
     path("memories/<str:namespace>/<str:key>/edit/", memories.memory_edit, name="memory-edit"),
     path("memories/<str:namespace>/<str:key>/revert/", memories.memory_revert_view, name="memory-revert"),
+    path("stale/", stale.stale_list, name="stale"),
+    path("stale/<str:namespace>/<str:key>/verify/", stale.stale_verify, name="stale-verify"),
     path("events/", events.event_list, name="events"),
     path("events/export.<str:fmt>", events.event_export, name="events-export"),
     path("locks/", locks.lock_list, name="locks"),

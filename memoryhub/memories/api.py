@@ -8,6 +8,7 @@ from memoryhub.api.headers import parse_fencing_token, parse_if_none_match, pars
 from memoryhub.api.params import BIGINT_MAX, INT_MAX, int_param, parse_int, string_param, time_param
 from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
+from memoryhub.errors import Invalid
 from memoryhub.events.selectors import events_with_key
 
 from . import services
@@ -25,8 +26,19 @@ from .selectors import (
 )
 
 
+class MemoryRef(StrictSerializer):
+    namespace = serializers.CharField(max_length=255)
+    key = serializers.CharField(max_length=255)
+
+
 class MemoryPutInput(StrictSerializer):
     content = serializers.JSONField()
+    valid_until = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="The fact stops holding then (future, with a timezone)."
+    )
+    supersedes = MemoryRef(
+        many=True, required=False, help_text="Memories this one replaces: kept, out of default reads and search."
+    )
     kind = serializers.ChoiceField(choices=MemoryKind.choices, required=False)
     ttl_seconds = serializers.IntegerField(
         min_value=1, max_value=services.MAX_TTL_SECONDS, required=False, allow_null=True
@@ -53,6 +65,10 @@ class MemoryDeleteInput(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
+class VerifyInput(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
 class RevertInput(StrictSerializer):
     version = serializers.IntegerField(min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
@@ -71,6 +87,16 @@ class MemoryOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField(allow_null=True)
     reason = serializers.CharField(required=False, help_text="Absent, as content is.")
+    verified_at = serializers.DateTimeField(allow_null=True, help_text="Set by every write and by verify.")
+    verified_by = serializers.CharField()
+    stale = serializers.BooleanField(help_text="Semantic memory not verified for its namespace's stale_after_seconds.")
+    valid_until = serializers.DateTimeField(allow_null=True)
+    superseded_by = serializers.CharField(allow_null=True, help_text="<namespace>/<key> of what replaced it.")
+    superseded_at = serializers.DateTimeField(allow_null=True)
+    archived_at = serializers.DateTimeField(allow_null=True, help_text="An episode summarized.")
+    derived_from = serializers.ListField(
+        child=serializers.CharField(), allow_null=True, help_text="A summary's source episodes."
+    )
     seq = serializers.IntegerField(required=False, help_text="Seq of the event this write produced.")
 
 
@@ -80,6 +106,16 @@ WRITE_HEADERS = [
     OpenApiParameter("X-Fencing-Token", int, OpenApiParameter.HEADER, description="for locked namespaces"),
     OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
 ]
+
+
+def include_invalid(params) -> bool:
+    """`include=invalid`; any other value is refused (a typo must not silently show less)."""
+    value = params.get("include")
+    if value in (None, ""):
+        return False
+    if value != "invalid":
+        raise Invalid("include must be 'invalid'", include=["the one value is 'invalid'"])
+    return True
 
 
 def _written(result, code=status.HTTP_200_OK) -> Response:
@@ -137,6 +173,8 @@ class MemoryListView(HubView):
             OpenApiParameter("kind", str),
             OpenApiParameter("q", str, description="text in the key or content"),
             OpenApiParameter("updated_by", str),
+            OpenApiParameter("task", int, description="a task's working memories (namespace task:<id> and below)"),
+            OpenApiParameter("include", str, description="invalid = also superseded, past-validity and archived"),
             OpenApiParameter("limit", int, description=f"at most {MAX_PAGE} (larger values are clamped)"),
             OpenApiParameter("cursor", str, description="`next` of the previous page"),
             OpenApiParameter("offset", int, description=f"deprecated, at most {MAX_OFFSET}: use `cursor`"),
@@ -154,6 +192,8 @@ class MemoryListView(HubView):
             kind=params.get("kind") or None,
             q=params.get("q") or None,
             updated_by=params.get("updated_by") or None,
+            task=parse_int(params["task"], name="task") if params.get("task") else None,
+            include_invalid=include_invalid(params),
             limit=limit,
             offset=offset,
             cursor=string_param(params, "cursor"),
@@ -166,6 +206,7 @@ class MemoryDetailView(_WriteView):
         parameters=[
             OpenApiParameter("version", int),
             OpenApiParameter("as_of", str, description="ISO 8601 time"),
+            OpenApiParameter("include", str, description="invalid = also superseded, past-validity or archived"),
         ],
         responses=MemoryOutput,
     )
@@ -178,6 +219,7 @@ class MemoryDetailView(_WriteView):
             key=key,
             version=parse_int(version, name="version", high=INT_MAX) if version is not None else None,
             as_of=time_param(request.query_params, "as_of"),
+            include_invalid=include_invalid(request.query_params),
         )
         etag = f'"{memory["version"]}"'
         if version is None and as_of is None and request.headers.get("If-None-Match") == etag:
@@ -195,6 +237,8 @@ class MemoryDetailView(_WriteView):
             kind=data.get("kind"),
             ttl_seconds=data.get("ttl_seconds"),
             reason=data["reason"],
+            valid_until=data.get("valid_until"),
+            supersedes=[(ref["namespace"], ref["key"]) for ref in data.get("supersedes", [])],
             if_match=parse_version_header(request.headers.get("If-Match"), "If-Match"),
             if_none_match=parse_if_none_match(request.headers.get("If-None-Match")),
             fencing_token=parse_fencing_token(request.headers.get("X-Fencing-Token")),
@@ -267,3 +311,11 @@ class MemoryRevertView(_WriteView):
                 fencing_token=parse_fencing_token(request.headers.get("X-Fencing-Token")),
             )
         )
+
+
+class MemoryVerifyView(HubView):
+    @extend_schema(request=VerifyInput, responses=MemoryOutput)
+    def post(self, request, namespace, key):
+        """Re-confirm the memory as still true: verified_at/verified_by move, no new version."""
+        data = validated(VerifyInput, request) if request.data else {"reason": ""}
+        return _written(services.memory_verify(actor=self.actor, namespace=namespace, key=key, reason=data["reason"]))

@@ -25,6 +25,19 @@ class Memory(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    # The lifecycle (README "Memory lifecycle"). Every write verifies; POST .../verify/ re-verifies.
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_by = models.CharField(max_length=160, blank=True)
+    # When the sweeper last announced this memory stale (a `stale` context entry): once per period.
+    stale_announced_at = models.DateTimeField(null=True, blank=True)
+    # Valid time: a fact stops holding at valid_until, or when a later write supersedes it
+    # ("<namespace>/<key>" of that memory). Either way it is kept, out of default reads and search.
+    valid_until = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.CharField(max_length=600, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    # A summary's source episodes ("<namespace>/<key>" each); an episode summarized is archived.
+    derived_from = models.JSONField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
     # Highest fencing token a write to this memory has presented (locked namespaces): an older one is refused.
     fencing_token = models.BigIntegerField(default=0)
 
@@ -35,6 +48,7 @@ class Memory(models.Model):
             models.Index(fields=["updated_by"], name="memory_updated_by"),
             models.Index(fields=["expires_at"], name="memory_expires_at"),
             models.Index(fields=["kind", "updated_at"], name="memory_kind_updated"),
+            models.Index(fields=["kind", "verified_at"], name="memory_kind_verified"),
         ]
 
     def __str__(self) -> str:

@@ -4,7 +4,8 @@ one transaction; the event is published after commit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from memoryhub import times
 from memoryhub.actors import SYSTEM, Actor
 from memoryhub.errors import (
     FieldNotOwned,
@@ -27,19 +29,32 @@ from memoryhub.errors import (
     VersionConflict,
 )
 from memoryhub.events.models import Event
-from memoryhub.events.services import event_append, event_record
+from memoryhub.events.services import NewEvent, event_append, event_record, events_append
 from memoryhub.locks.holds import held, hold_covering
 from memoryhub.locks.selectors import current_exclusive_lease
-from policies.decide import Decision, changed_fields, decide_read, decide_write, field_owners, field_violations
-from policies.selectors import policies_for
+from memoryhub.times import iso
+from policies.decide import (
+    Decision,
+    changed_fields,
+    decide_read,
+    decide_write,
+    field_owners,
+    field_violations,
+    namespace_rule,
+)
+from policies.selectors import policies_for, policy_set
 
 from .content import check_names, content_size, merge_patch
+from .lifecycle import is_stale, is_valid, stale_after, stale_since, why_invalid
 from .models import Memory, MemoryKind
 from .queries import fetch_memory, memories_expire_namespace_tree, memory_save_existing
-from .selectors import memory_to_dict, version_content
+from .selectors import memory_to_dict, stale_memories, version_content
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
+MAX_SUPERSEDES = 20
 DELETED = object()  # what a delete "writes"
+KEEP = object()  # a write that says nothing of valid_until keeps it
+TASK_NAMESPACE_RE = re.compile(r"\Atask:[0-9]+(:|\Z)")
 
 
 @dataclass(frozen=True)
@@ -102,12 +117,21 @@ def _write(
     ttl_seconds: int | None = None,
     reason: str = "",
     named_fields: set[str] | None = None,
+    valid_until: datetime | None | object = KEEP,
+    supersedes: Sequence[tuple[str, str]] = (),
+    derived_from: list[str] | None = None,
 ) -> WriteResult:
     check_names(namespace, key)
     if kind is not None and kind not in MemoryKind.values:
         raise Invalid(f"kind must be one of {MemoryKind.values}", kind=["invalid choice"])
     if ttl_seconds is not None and not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise Invalid("ttl_seconds must be between 1 and 10 years", ttl_seconds=["out of range"])
+    if isinstance(valid_until, datetime) and valid_until <= times.now():
+        raise Invalid(
+            "valid_until must be in the future (to end a fact now, supersede it or delete it)",
+            valid_until=["not in the future"],
+        )
+    supersedes = _check_supersedes(namespace, key, supersedes)
     policies = policies_for(actor)
     decision: Decision = decide_write(policies, actor, namespace)
     if not decision.allowed:
@@ -116,8 +140,13 @@ def _write(
     # the version and metadata it needs to write, never the content (see memory_to_dict).
     readable = decide_read(policies, actor, namespace).allowed
     resource = f"{namespace}/{key}"
-    if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
-        raise held(actor=actor, hold=hold, asked=[resource])
+    for target_namespace, _ in supersedes:
+        target = decide_write(policies, actor, target_namespace)
+        if not target.allowed:
+            raise Forbidden(f"supersedes: {target.reason}", **target.details())
+    asked = [resource, *(f"{ns}/{k}" for ns, k in supersedes)]
+    if actor.is_agent and (hold := hold_covering(actor=actor, resources=asked)):
+        raise held(actor=actor, hold=hold, asked=asked)
     conditional = if_match is not None or if_none_match
     for attempt in (1, 2):
         try:
@@ -147,6 +176,9 @@ def _write(
                         decision=decision,
                         readable=readable,
                         named_fields=named_fields,
+                        valid_until=valid_until,
+                        supersedes=supersedes,
+                        derived_from=derived_from,
                     )
                 except (VersionConflict, StaleFencingToken) as error:
                     # Refused before anything was written (the checks come first, and a conditional
@@ -236,6 +268,9 @@ def _write_in_transaction(
     decision,
     readable,
     named_fields,
+    valid_until,
+    supersedes,
+    derived_from,
 ) -> WriteResult:
     """The write, in `_write`'s transaction: every refusal is raised before anything is written."""
     resource = f"{namespace}/{key}"
@@ -302,6 +337,14 @@ def _write_in_transaction(
         ttl = ttl_seconds or (decision.rule.default_ttl_seconds if decision.rule and not live else None)
         if ttl:
             memory.expires_at = now + timedelta(seconds=ttl)
+        _check_working_scoped(memory)
+        # A write is a new assertion: verified by its writer, valid again (not superseded, archived).
+        _verify(memory, actor, times.now())
+        memory.superseded_by, memory.superseded_at, memory.archived_at = "", None, None
+        if valid_until is not KEEP:
+            memory.valid_until = valid_until
+        if derived_from is not None:
+            memory.derived_from = derived_from
     if memory.pk is None:
         with transaction.atomic():  # a savepoint, so a racing creator's IntegrityError is recoverable
             memory.save(force_insert=True)
@@ -316,18 +359,107 @@ def _write_in_transaction(
         "delete": "memory.deleted",
         "revert": "memory.reverted",
     }.get(op, "memory.updated" if live else "memory.created")
-    event = event_append(
+    superseding = f", superseding {', '.join(f'{ns}/{k}' for ns, k in supersedes)}" if supersedes else ""
+    # The superseded facts' events in the write's batch: one moment of the log (`at`), so an `as_of`
+    # read never sees the new fact without the old one superseded.
+    event, *_ = events_append(
         actor=actor,
-        type=event_type,
-        namespace=namespace,
-        resource=resource,
-        version=memory.version,
-        summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}",
-        before=before,
-        after=None if deleting else new_content,
-        reason=reason,
+        events=[
+            NewEvent(
+                type=event_type,
+                namespace=namespace,
+                resource=resource,
+                version=memory.version,
+                summary=f"{actor.label} {event_type.split('.')[1]} {resource} v{memory.version}{superseding}",
+                before=before,
+                after=None if deleting else new_content,
+                reason=reason,
+            ),
+            *(_supersede(namespace=ns, key=k, by=resource, now=now, reason=reason) for ns, k in supersedes),
+        ],
     )
     return WriteResult(memory, event, readable)
+
+
+def _check_working_scoped(memory: Memory) -> None:
+    """Working memory never accumulates: it belongs to a task (namespace `task:<id>` and below, which
+    the task's completion ends) or it expires (ttl_seconds, or the namespace's default_ttl_seconds)."""
+    if memory.kind != MemoryKind.WORKING or memory.expires_at is not None or TASK_NAMESPACE_RE.match(memory.namespace):
+        return
+    raise Invalid(
+        f"working memory must be scoped to a task or expire: write it under task:<task id> (it ends with the "
+        f"task), or send ttl_seconds, or use kind episodic or semantic for {memory.namespace}/{memory.key}",
+        kind=["working memory needs a task namespace (task:<id>) or ttl_seconds"],
+    )
+
+
+def _verify(memory: Memory, actor: Actor, now: datetime) -> None:
+    memory.verified_at, memory.verified_by, memory.stale_announced_at = now, actor.label, None
+
+
+def _check_supersedes(namespace: str, key: str, supersedes: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    if len(supersedes) > MAX_SUPERSEDES:
+        raise Invalid(f"supersedes names more than {MAX_SUPERSEDES} memories", supersedes=["too many"])
+    checked: list[tuple[str, str]] = []
+    for target_namespace, target_key in supersedes:
+        check_names(target_namespace, target_key)
+        if (target_namespace, target_key) == (namespace, key):
+            raise Invalid("a memory cannot supersede itself", supersedes=[f"{namespace}/{key} is this memory"])
+        if (target_namespace, target_key) not in checked:
+            checked.append((target_namespace, target_key))
+    return checked
+
+
+def _supersede(*, namespace: str, key: str, by: str, now: datetime, reason: str) -> NewEvent:
+    """In the superseding write's transaction: the old fact is kept, no longer valid (no new version:
+    its content is unchanged). Returns its `memory.superseded` event, naming what replaced it."""
+    memory = _live(fetch_memory(namespace, key, for_update=True), now)
+    valid_now = times.now()
+    if memory is None or not is_valid(memory, valid_now):
+        why = "no live memory" if memory is None else f"already {why_invalid(memory, valid_now)}:"
+        raise Invalid(f"supersedes: {why} {namespace}/{key}", supersedes=[f"{namespace}/{key}: {why}"])
+    memory.superseded_by, memory.superseded_at = by, valid_now
+    memory_save_existing(memory)
+    return NewEvent(
+        type="memory.superseded",
+        namespace=namespace,
+        resource=memory.resource,
+        version=memory.version,
+        summary=f"{memory.resource} v{memory.version} superseded by {by}",
+        after={"superseded_by": by},
+        reason=reason,
+    )
+
+
+def memory_verify(*, actor: Actor, namespace: str, key: str, reason: str = "") -> WriteResult:
+    """Re-confirm a memory without changing it: verified_at/verified_by move to now and the caller, a
+    `memory.verified` event, no new version. Who may write the namespace may verify it."""
+    check_names(namespace, key)
+    policies = policies_for(actor)
+    decision = decide_write(policies, actor, namespace)
+    if not decision.allowed:
+        raise Forbidden(decision.reason, **decision.details())
+    resource = f"{namespace}/{key}"
+    if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
+        raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
+    with transaction.atomic():
+        memory = _live(fetch_memory(namespace, key, for_update=True))
+        now = times.now()
+        if memory is None or not is_valid(memory, now):
+            raise NotFound(f"no memory {resource}")
+        _verify(memory, actor, now)
+        memory_save_existing(memory)
+        event = event_append(
+            actor=actor,
+            type="memory.verified",
+            namespace=namespace,
+            resource=resource,
+            version=memory.version,
+            summary=f"{actor.label} verified {resource} v{memory.version}",
+            after={"verified_at": iso(now), "verified_by": actor.label},
+            reason=reason,
+        )
+    return WriteResult(memory, event, decide_read(policies, actor, namespace).allowed)
 
 
 def memory_put(
@@ -342,7 +474,12 @@ def memory_put(
     if_match: int | None = None,
     if_none_match: bool = False,
     fencing_token: int | None = None,
+    valid_until: datetime | None = None,
+    supersedes: Sequence[tuple[str, str]] = (),
+    derived_from: list[str] | None = None,
 ) -> WriteResult:
+    """Write the whole content. `valid_until` (future) ends the fact's validity then; `supersedes`
+    names memories this one replaces: they stay, out of default reads, with `superseded_by` set."""
     return _write(
         actor=actor,
         namespace=namespace,
@@ -355,6 +492,9 @@ def memory_put(
         kind=kind,
         ttl_seconds=ttl_seconds,
         reason=reason,
+        valid_until=valid_until,
+        supersedes=supersedes,
+        derived_from=derived_from,
     )
 
 
@@ -490,3 +630,72 @@ def episodic_prune(*, now=None, limit: int = 500) -> int:
         reason="pruned (episodic retention)",
         limit=limit,
     )
+
+
+def _writer_roles(rule) -> list[str]:
+    """The roles a policy names as writers: `*` and `self` name no one to tell."""
+    return [role for role in (rule.writers if rule else ()) if role not in ("*", "self")]
+
+
+def stale_announce(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Each semantic memory gone stale is announced once per staleness period: a `memory.stale` event
+    and a `stale` context entry to each writer role of its namespace (an agent re-checks the fact and
+    verifies it, or rewrites it). Returns how many were announced."""
+    from contexts.services import context_send
+
+    now = now or times.now()
+    policies = policy_set()
+    done = 0
+    for candidate in stale_memories(policies=policies, now=now, limit=limit, unannounced=True):
+        rule = namespace_rule(policies, candidate.namespace)
+        period = stale_after(rule)
+        with transaction.atomic():
+            # Re-checked under the row lock: verified, rewritten or announced by another sweeper meanwhile.
+            memory = fetch_memory(candidate.namespace, candidate.key, for_update=True)
+            if (
+                period is None
+                or memory is None
+                or _live(memory) is None
+                or not is_valid(memory, now)
+                or not is_stale(memory, rule, now)
+                or (memory.stale_announced_at is not None and memory.stale_announced_at > now - period)
+            ):
+                continue
+            memory.stale_announced_at = now
+            memory_save_existing(memory)
+            about = {
+                "namespace": memory.namespace,
+                "key": memory.key,
+                "version": memory.version,
+                "verified_at": iso(memory.verified_at),
+                "verified_by": memory.verified_by,
+                "stale_since": iso(stale_since(memory, rule)),
+            }
+            roles = _writer_roles(rule)
+            event_append(
+                actor=SYSTEM,
+                type="memory.stale",
+                namespace=memory.namespace,
+                resource=memory.resource,
+                version=memory.version,
+                summary=f"{memory.resource} v{memory.version} is stale (verified {about['verified_at']})",
+                after={**about, "announced_to": roles},
+            )
+            for role in roles:
+                try:
+                    with transaction.atomic():
+                        context_send(
+                            actor=SYSTEM,
+                            to_role=role,
+                            context_type="stale",
+                            subject=f"stale: {memory.resource}"[:600],
+                            content={
+                                **about,
+                                "action": f"re-check it, then POST memories/{memory.namespace}/{memory.key}/verify/ "
+                                "or write the corrected fact",
+                            },
+                        )
+                except Invalid:  # no agent has the role (yet): the event still records the staleness
+                    continue
+            done += 1
+    return done

@@ -52,6 +52,14 @@ def _parse_filter(raw: str | None):
         raise Invalid(f"filter is not a JSON object: {exc}", filter=["malformed JSON"])
 
 
+def _parse_fresh(raw: str | None) -> bool:
+    if raw in (None, "", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise Invalid("fresh must be true or false", fresh=["true or false"])
+
+
 class SearchView(HubView):
     @extend_schema(
         parameters=[
@@ -68,6 +76,7 @@ class SearchView(HubView):
             ),
             OpenApiParameter("limit", int, description=f"1..{MAX_LIMIT}, default 10"),
             OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+            OpenApiParameter("fresh", bool, description="true = leave stale semantic memories out"),
         ],
         responses=SearchOutput,
     )
@@ -83,5 +92,6 @@ class SearchView(HubView):
             filter=_parse_filter(params.get("filter")),
             limit=int_param(params, "limit", 10, low=1, high=MAX_LIMIT),
             cursor=params.get("cursor") or None,
+            fresh=_parse_fresh(params.get("fresh")),
         )
         return Response(page.as_dict())

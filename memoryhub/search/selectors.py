@@ -22,9 +22,11 @@ from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
+from memoryhub import times
 from memoryhub.actors import Actor
 from memoryhub.errors import Invalid
 from memoryhub.memories.content import check_names
+from memoryhub.memories.lifecycle import Rules, is_stale, recency_factor, valid_q
 from memoryhub.memories.models import Memory, MemoryKind
 from memoryhub.memories.selectors import memory_to_dict
 from policies.readable import glob_q, readable_q
@@ -196,6 +198,7 @@ class _Scope:
         condition = (
             Q(**{f"{prefix}deleted_at": None})
             & (Q(**{f"{prefix}expires_at": None}) | Q(**{f"{prefix}expires_at__gt": now}))
+            & valid_q(times.now(), prefix)
             & readable_q(policy_set(), self.actor, field=f"{prefix}namespace", vendor=connection.vendor)
             & _namespace_condition(self.namespaces, f"{prefix}namespace")
             & content
@@ -552,6 +555,34 @@ def _fuse(lists: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
+def _rerank(ranked: list[tuple[int, float]], *, fresh: bool) -> tuple[list[tuple[int, float]], set[int]]:
+    """Relevance weighed by recency (memoryhub.memories.lifecycle: a half-life per kind, or the
+    namespace's recency_half_life_seconds), stale memories after every fresh one (or, with `fresh`,
+    left out). Returns the new ranking and the stale ids in it."""
+    if not ranked:
+        return ranked, set()
+    rules, now = Rules(policy_set()), times.now()
+    rows = Memory.objects.filter(id__in=[memory_id for memory_id, _ in ranked]).only(
+        "id", "namespace", "kind", "updated_at", "verified_at", "deleted_at"
+    )
+    memories = {memory.id: memory for memory in rows}
+    stale: set[int] = set()
+    weighed: list[tuple[bool, int, float]] = []
+    for memory_id, score in ranked:
+        memory = memories.get(memory_id)
+        if memory is None:
+            continue
+        rule = rules(memory.namespace)
+        if is_stale(memory, rule, now):
+            if fresh:
+                continue
+            stale.add(memory_id)
+        # Rounded so that memories written moments apart keep the order relevance gave them.
+        weighed.append((memory_id in stale, memory_id, score * round(recency_factor(memory, rule, now), 3)))
+    weighed.sort(key=lambda item: (item[0], -item[2], item[1]))
+    return [(memory_id, score) for _, memory_id, score in weighed], stale
+
+
 def memories_search(
     *,
     actor: Actor,
@@ -563,8 +594,10 @@ def memories_search(
     filter: Any = None,
     limit: int = 10,
     cursor: str | None = None,
+    fresh: bool = False,
 ) -> SearchPage:
-    """Live memories `actor` may read that match `q`, best first, `limit` at a time."""
+    """Live, valid memories `actor` may read that match `q`, best first (relevance weighed by
+    recency, stale ones last or, with `fresh`, left out), `limit` at a time."""
     q = _check_query(q)
     if mode not in MODES:
         raise Invalid(f"mode must be one of {', '.join(MODES)}", mode=[f"unknown mode {mode!r}"])
@@ -575,7 +608,14 @@ def memories_search(
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", limit=[f"1..{MAX_LIMIT}"])
     fingerprint = _fingerprint(
-        q=q, mode=mode, namespaces=namespaces, kind=kind, updated_by=updated_by, filter=filter, actor=actor.label
+        q=q,
+        mode=mode,
+        namespaces=namespaces,
+        kind=kind,
+        updated_by=updated_by,
+        filter=filter,
+        actor=actor.label,
+        fresh=fresh,
     )
     offset = _cursor_offset(cursor, fingerprint)
     scope = _Scope(actor=actor, namespaces=namespaces, kind=kind, updated_by=updated_by, filter=filter)
@@ -597,7 +637,9 @@ def memories_search(
         except (Unavailable, ImportError) as exc:
             page.incomplete = True
             page.notes.append(f"semantic search unavailable: {exc}")
-    ranked = lexical if mode == "lexical" else semantic if mode == "semantic" else _fuse([lexical, semantic])
+    ranked, stale = _rerank(
+        lexical if mode == "lexical" else semantic if mode == "semantic" else _fuse([lexical, semantic]), fresh=fresh
+    )
 
     window = ranked[offset : offset + limit]
     if len(ranked) > offset + limit and offset + limit < MAX_DEPTH:
@@ -611,6 +653,7 @@ def memories_search(
         if memory is None:  # deleted between the ranking and this read
             continue
         result = memory_to_dict(memory)
+        result["stale"] = memory_id in stale
         result["score"] = round(score, 6)
         result["snippet"] = snippets.get(memory_id) or html.escape(values_text(memory.content)[:160])
         page.results.append(result)

@@ -28,6 +28,7 @@ from memoryhub.agents.models import ROLE_RE
 from memoryhub.errors import AlreadyClaimed, Conflict, Forbidden, Invalid, NotFound, TooLarge
 from memoryhub.events.services import NewEvent, events_append
 from memoryhub.memories.services import memories_end_with_task
+from memoryhub.memories.summaries import SUMMARIZE_KIND, check_summary_result, summary_store
 
 from . import queries
 from .models import Task, TaskStatus
@@ -326,6 +327,8 @@ def task_complete(*, actor: Actor, task_id: int, result: Any = None) -> TaskResu
         now = timezone.now()
         if completed := _complete_claim(actor=actor, task_id=task_id, result=result, now=now):
             task, expired = completed
+            if task.kind == SUMMARIZE_KIND:  # the hub stores the summary and archives the episodes
+                summary_store(actor=actor, payload=task.payload, summary=check_summary_result(result), task_id=task.id)
             event = events_append(
                 actor=actor,
                 events=[

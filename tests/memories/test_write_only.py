@@ -28,7 +28,10 @@ DROP_POLICIES = {
     ],
     "fields": [*TEST_POLICIES["fields"], {"namespace": "drop:*", "field": "verdict", "owners": ["lead"]}],
 }
-METADATA = {"namespace", "key", "kind", "version", "created_by", "updated_by", "created_at", "updated_at", "expires_at"}
+METADATA = {
+    *("namespace", "key", "kind", "version", "created_by", "updated_by", "created_at", "updated_at", "expires_at"),
+    *("verified_at", "verified_by", "stale", "valid_until", "superseded_at", "archived_at"),
+}
 
 
 @pytest.fixture

@@ -13,7 +13,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from memoryhub.api.params import INT_MAX
 from memoryhub.errors import Invalid, NotFound
-from memoryhub.memories.selectors import memories_list, memory_get, memory_history, memory_version
+from memoryhub.memories.selectors import (
+    LIFECYCLE_EVENT_TYPES,
+    memories_list,
+    memory_get,
+    memory_history,
+    memory_version,
+)
 from memoryhub.memories.services import memory_put, memory_revert
 from memoryhub.search.selectors import memories_search
 
@@ -123,14 +129,18 @@ def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit
     versions or 50,000."""
     actor = human(request)
     try:
-        history, older = memory_history(
+        entries, older = memory_history(
             actor=actor, namespace=namespace, key=key, limit=TIMELINE_PAGE, cursor=request.GET.get("vcursor") or None
         )
-        latest = memory_history(actor=actor, namespace=namespace, key=key, limit=1)[0][0]
+        latest = memory_history(actor=actor, namespace=namespace, key=key, limit=1, lifecycle=False)[0][0]
     except (NotFound, Invalid):
         raise Http404(f"no memory {namespace}/{key}")
+    # This page's versions, and apart from them its lifecycle events (verified, stale, superseded, archived).
+    history = [item for item in entries if item["type"] not in LIFECYCLE_EVENT_TYPES]
+    lifecycle = [item for item in entries if item["type"] in LIFECYCLE_EVENT_TYPES]
     try:
-        current = memory_get(actor=actor, namespace=namespace, key=key)
+        # A superseded, past-validity or archived memory is shown too: a human reads the whole record.
+        current = memory_get(actor=actor, namespace=namespace, key=key, include_invalid=True)
     except NotFound:
         current = None  # deleted or expired: its history stays
 
@@ -188,6 +198,7 @@ def _render_detail(request, namespace: str, key: str, *, status: int = 200, edit
             "timeline": timeline,
             "older": older,
             "latest_version": latest["version"],
+            "lifecycle": lifecycle,
             "a": a,
             "b": b,
             "a_item": a_item,

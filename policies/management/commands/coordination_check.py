@@ -17,9 +17,9 @@ from memoryhub.agents.models import Agent
 from memoryhub.agents.names import RESERVED_NAMES
 from memoryhub.events.models import Event
 from memoryhub.locks.models import Lease
-from memoryhub.memories.models import Memory
+from memoryhub.memories.models import Memory, MemoryKind
 from memoryhub.sweepers import LAST_SWEEP_KEY
-from policies.decide import decide_write
+from policies.decide import decide_write, namespace_rule
 from policies.selectors import policy_set
 
 WRITE_EVENTS = ("memory.created", "memory.updated", "memory.deleted", "memory.reverted", "context.sent", "task.created")
@@ -34,6 +34,7 @@ class Command(BaseCommand):
         self.check_default_deny(policies)
         self.check_resources_have_writers(policies)
         self.check_lost_update_risk(policies)
+        self.check_semantic_staleness(policies)
         self.check_roles_exist(policies)
         self.check_identities()
         self.check_lock_ttls()
@@ -106,6 +107,26 @@ class Command(BaseCommand):
             )
         else:
             self.ok("no lost updates", "memories written by several agents are all version-checked or locked")
+
+    def check_semantic_staleness(self, policies) -> None:
+        """Stale semantic memory is worse than none: every namespace of it should say when it goes stale."""
+        namespaces = (
+            Memory.objects.filter(deleted_at=None, kind=MemoryKind.SEMANTIC)
+            .values_list("namespace", flat=True)
+            .distinct()[:1000]
+        )
+        unruled = sorted(
+            ns for ns in namespaces if not ((rule := namespace_rule(policies, ns)) and rule.stale_after_seconds)
+        )
+        if unruled:
+            self.fail(
+                "semantic memory goes stale",
+                f"no stale_after_seconds for the semantic memory of {', '.join(unruled[:5])}"
+                + (f" and {len(unruled) - 5} more" if len(unruled) > 5 else ""),
+                "set stale_after_seconds on their namespace policies (apply_policies)",
+            )
+        else:
+            self.ok("semantic memory goes stale", "every namespace of semantic memory has stale_after_seconds")
 
     def check_roles_exist(self, policies) -> None:
         roles = set(Agent.objects.values_list("role", flat=True).distinct())
