@@ -75,7 +75,8 @@ def test_one_process_serves_rest_live_websockets_and_the_dashboard(policies, mak
             export = browser.get("/events/export.jsonl")
             assert export.status_code == 200
             lines = [json.loads(line) for line in export.text.splitlines()]
-            assert "code:style/guide" in {line["resource"] for line in lines}
+            assert "code:style/guide" in {line["resource"] for line in lines[:-1]}
+            assert lines[-1]["export"]["complete"] is True  # the export's own last line says it is whole
 
 
 def test_agents_waiting_for_a_lock_leave_the_rest_threads_to_everyone_else(policies, make_agent):

@@ -201,9 +201,9 @@ def test_a_supersession_chain_read_at_three_times(facts):
     assert [m["key"] for m in everything["results"]] == ["ceo-2024", "ceo-2025", "ceo-2026"]
     assert [m["key"] for m in search(sales.client, "ceo")] == ["ceo-2026"]
     history = sales.client.get(url("facts:acme", "ceo-2024", "history/")).json()["versions"]
-    assert [(h["type"], h.get("superseded_by")) for h in history] == [
-        ("memory.created", None),
+    assert [(h["type"], h.get("superseded_by")) for h in history] == [  # newest first
         ("memory.superseded", "facts:acme/ceo-2025"),
+        ("memory.created", None),
     ]
     assert Memory.objects.get(key="ceo-2024").version == 1  # superseding makes no new version
     assert sales.client.get(url("facts:acme", "ceo-2024"), {"include": "everything"}).status_code == 400

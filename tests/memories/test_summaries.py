@@ -126,8 +126,8 @@ def test_a_summarizer_process_summarizes_and_a_crashed_one_loses_nothing(hub_ser
         Event.objects.filter(type="memory.summarized", resource=f"log:orders/{task.payload['summary_key']}").count()
         == 1
     )
-    assert [m["key"] for m in memories_list(actor=SYSTEM, namespace="log:orders")] == [task.payload["summary_key"]]
-    kept = memories_list(actor=SYSTEM, namespace="log:orders", include_invalid=True)
+    assert [m["key"] for m in memories_list(actor=SYSTEM, namespace="log:orders")[0]] == [task.payload["summary_key"]]
+    kept = memories_list(actor=SYSTEM, namespace="log:orders", include_invalid=True)[0]
     assert sorted(m["key"] for m in kept if m["archived_at"]) == keys  # kept for audit
     assert episodes_summarize() == 0  # nothing left to summarize, nothing archived twice
     assert Event.objects.filter(type="memory.archived").count() == 3

@@ -147,6 +147,7 @@ ENDPOINTS = [
     Endpoint("memory patch", memory(), _json("patch", {"patch": {"n": 1}}), writes=True),
     Endpoint("memory delete", memory(), _json("delete"), writes=True),
     Endpoint("memory revert", memory("revert/"), _json("post", {"version": 1}), writes=True),
+    Endpoint("memory verify", memory("verify/"), _json("post", {}), writes=True),
     Endpoint("memory put held", lambda p: f"/api/v1/memories/{p.namespace}/held/", _json("put", {"content": {}}), True),
     Endpoint("memory list", lambda p: f"/api/v1/memories/?namespace={p.namespace}"),
     Endpoint("memory list all", lambda p: "/api/v1/memories/", named=False),
@@ -337,7 +338,7 @@ def test_every_route_with_a_place_is_in_the_table():
     routes = {str(pattern.pattern) for pattern in get_resolver().url_patterns[0].url_patterns}
     in_table = {
         "memories/", "memories/<str:namespace>/<str:key>/", "memories/<str:namespace>/<str:key>/history/",
-        "memories/<str:namespace>/<str:key>/revert/", "events/", "search/", "locks/", "locks/contention/",
+        "memories/<str:namespace>/<str:key>/revert/", "memories/<str:namespace>/<str:key>/verify/", "events/", "search/", "locks/", "locks/contention/",
         "locks/<id:lease_id>/", "locks/<id:lease_id>/heartbeat/", "holds/", "holds/<id:hold_id>/", "activity/",
     }  # fmt: skip
     without_a_place = {
