@@ -193,7 +193,7 @@ def test_a_release_tells_other_processes_which_resources_it_freed(inventory, ord
         autocommit=True,
     ) as other:
         other.execute(f"LISTEN {CHANNEL}")
-        error_of(release(orders, lease["id"]), 403, "forbidden")  # not released: nothing announced
+        error_of(release(orders, lease["id"]), 404, "not_found")  # not its to see: nothing announced
         assert release(inventory, lease["id"]).status_code == 200
         notes = [_parse_payload(note.payload) for note in other.notifies(timeout=5, stop_after=1)]
         notes += [_parse_payload(note.payload) for note in other.notifies(timeout=0.3)]
