@@ -135,13 +135,15 @@ def wait_embedded(timeout: float = 60.0) -> None:
     from memoryhub.search.embedders import embedder_name
     from memoryhub.search.models import Pending
     from memoryhub.search.services import embedder_reconciled
-    from memoryhub.search.tasks import embeddings_idle
+    from memoryhub.search.tasks import embeddings_idle, embeddings_wanted
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         embeddings_idle(timeout=max(deadline - time.monotonic(), 0.1))
         # A new embedder first notes everything to re-embed: until then, nothing pending means nothing.
-        if embedder_reconciled(embedder_name()) and not Pending.objects.exists():
+        if not embedder_reconciled(embedder_name()):
+            embeddings_wanted()  # what a search does then: wake the worker (its state may be a flushed table)
+        elif not Pending.objects.exists():
             return
         time.sleep(0.05)
     raise AssertionError("embeddings did not land in time")
