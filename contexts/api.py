@@ -7,7 +7,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from memoryhub.api.params import int_param
-from memoryhub.api.serializers import StrictSerializer, validated
+from memoryhub.api.schema import AGENT_ID_PATTERN, CONTEXT_TYPE_PATTERN, ROLE_PATTERN, errors, integer
+from memoryhub.api.serializers import CheckedText, JSONObjectField, StrictSerializer, validated
 from memoryhub.api.views import HubView
 
 from . import services
@@ -27,21 +28,23 @@ from .selectors import (
 class SendInput(StrictSerializer):
     """The sender is the authenticated caller: `from_agent`, `from_role` or `sender` here is a 400."""
 
-    to_role = serializers.CharField(required=False, max_length=100, help_text="exactly one of to_role, to_agent")
-    to_agent = serializers.CharField(required=False, max_length=100)
-    context_type = serializers.CharField(max_length=100, help_text="e.g. escalation, handoff, note")
+    schema_rules = {"oneOf": [{"required": ["to_role"]}, {"required": ["to_agent"]}]}
+
+    to_role = CheckedText(
+        ROLE_PATTERN,
+        required=False,
+        max_length=100,
+        help_text="exactly one of to_role, to_agent",
+    )
+    to_agent = CheckedText(AGENT_ID_PATTERN, required=False, max_length=100)
+    context_type = CheckedText(CONTEXT_TYPE_PATTERN, max_length=100, help_text="e.g. escalation, handoff, note")
     subject = serializers.CharField(required=False, allow_blank=True, max_length=600, default="")
-    content = serializers.JSONField(help_text="a JSON object")
+    content = JSONObjectField()
     ttl_seconds = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=services.MAX_TTL_SECONDS
     )
     requires_ack = serializers.BooleanField(required=False, default=False)
     reply_to = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
-
-    def validate_content(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
 
 
 class ReadInput(StrictSerializer):
@@ -139,9 +142,11 @@ class ContextListView(HubView):
             OpenApiParameter("from_agent", str),
             OpenApiParameter("to_agent", str),
             OpenApiParameter("context_type", str),
-            OpenApiParameter("thread", int, description="entries of the thread started by this entry id"),
-            OpenApiParameter("since", int, description="entries with an id greater than this"),
-            OpenApiParameter("limit", int),
+            OpenApiParameter(
+                "thread", integer(1, MAX_ID), description="entries of the thread started by this entry id"
+            ),
+            OpenApiParameter("since", integer(0, MAX_ID), description="entries with an id greater than this"),
+            OpenApiParameter("limit", integer(1, MAX_PAGE)),
         ],
         responses=EntryPageOutput,
     )
@@ -217,8 +222,8 @@ class InboxView(HubView):
         parameters=[
             OpenApiParameter("state", str, enum=list(INBOX_STATES), description="default unread"),
             OpenApiParameter("context_type", str),
-            OpenApiParameter("since", int, description="entries with an id greater than this"),
-            OpenApiParameter("limit", int),
+            OpenApiParameter("since", integer(0, MAX_ID), description="entries with an id greater than this"),
+            OpenApiParameter("limit", integer(1, MAX_PAGE)),
             OpenApiParameter("agent", str, description="humans: whose inbox to look at"),
         ],
         responses=InboxPageOutput,
@@ -239,7 +244,7 @@ class InboxView(HubView):
 class InboxAckView(HubView):
     """Ack many entries of the caller's inbox: all or nothing (404 lists ids not in it)."""
 
-    @extend_schema(request=BulkAckInput, responses=BulkAckOutput)
+    @extend_schema(request=BulkAckInput, responses={200: BulkAckOutput, **errors(404)})
     def post(self, request):
         data = validated(BulkAckInput, request)
         receipts, events = services.contexts_ack_bulk(

@@ -27,8 +27,8 @@ _INSERT_ENTRY = (
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL) RETURNING id"
 )
 _INSERT_RECEIPTS = (
-    "INSERT INTO contexts_receipt (entry_id, agent_id, read_at, acked_at, ack_note, entry_expired) "
-    "SELECT {entry_id}, a.id, NULL, NULL, '', FALSE FROM {entry}agents_agent a WHERE {addressed}"
+    "INSERT INTO contexts_receipt (entry_id, agent_id, read_at, acked_at, ack_note, entry_expired, requires_ack) "
+    "SELECT {entry_id}, a.id, NULL, NULL, '', FALSE, %s FROM {entry}agents_agent a WHERE {addressed}"
 )
 _ROLE_MEMBERS = "a.role = %s AND a.id <> %s"
 _ONE_AGENT = "a.id = %s"
@@ -54,9 +54,9 @@ def entry_insert_with_receipts(entry: ContextEntry) -> int:
         ops.adapt_datetimefield_value(entry.expires_at),
     ]
     addressed, who = (
-        (_ROLE_MEMBERS, [entry.to_role, entry.from_agent_id or ""])
+        (_ROLE_MEMBERS, [entry.requires_ack, entry.to_role, entry.from_agent_id or ""])
         if entry.to_role
-        else (_ONE_AGENT, [entry.to_agent_id])
+        else (_ONE_AGENT, [entry.requires_ack, entry.to_agent_id])
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

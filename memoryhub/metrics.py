@@ -26,8 +26,8 @@ class HubCollector:
         from memoryhub.agents.models import Agent
         from memoryhub.events.models import Event
         from memoryhub.locks.models import Lease, LockResource
-        from memoryhub.memories.models import Memory
-        from memoryhub.tasks.models import Task
+        from memoryhub.memories.selectors import memories_live
+        from memoryhub.tasks.selectors import tasks_by_status
 
         now = timezone.now()
         last = Event.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
@@ -43,11 +43,7 @@ class HubCollector:
             agents.add_metric([row["status"]], row["n"])
         yield agents
 
-        yield GaugeMetricFamily(
-            "memoryhub_memories_live",
-            "Memories not deleted",
-            value=Memory.objects.filter(deleted_at=None).count(),
-        )
+        yield GaugeMetricFamily("memoryhub_memories_live", "Memories not deleted", value=memories_live())
         from memoryhub.memories.selectors import stale_counts
         from policies.selectors import policy_set
 
@@ -62,8 +58,8 @@ class HubCollector:
             value=Lease.objects.filter(released_at=None, expires_at__gt=now).count(),
         )
         tasks = GaugeMetricFamily("memoryhub_tasks", "Tasks by status", labels=["status"])
-        for row in Task.objects.values("status").annotate(n=Count("id")):
-            tasks.add_metric([row["status"]], row["n"])
+        for status, n in tasks_by_status().items():
+            tasks.add_metric([status], n)
         yield tasks
         yield GaugeMetricFamily(
             "memoryhub_inbox_unread",

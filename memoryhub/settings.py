@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "memoryhub.search",
     "memoryhub.locks",
     "memoryhub.tasks",
+    "memoryhub.tallies",
     "contexts",
     "memoryhub.dashboard",
 ]
@@ -285,6 +286,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # 3.1: JSON Schema 2020-12 (propertyNames, `null` as a type), which the search filter needs.
+    "OAS_VERSION": "3.1.0",
+    # A PATCH body is validated as a whole (its required fields are required), not as a partial one.
+    "COMPONENT_SPLIT_PATCH": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "memoryhub.api.schema.add_links"],
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
 }
 

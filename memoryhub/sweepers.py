@@ -28,6 +28,7 @@ def sweep() -> dict[str, int]:
     from memoryhub.locks.services import leases_expire, lock_alerts_raise, lock_waits_close_abandoned
     from memoryhub.memories.services import episodic_prune, memories_expire, stale_announce
     from memoryhub.memories.summaries import episodes_summarize
+    from memoryhub.tallies.services import tallies_fold
     from memoryhub.tasks.services import claims_requeue_expired
 
     now = timezone.now()
@@ -42,6 +43,7 @@ def sweep() -> dict[str, int]:
         ("claims_requeued", lambda: claims_requeue_expired(now=now)),
         ("alerts_raised", lambda: lock_alerts_raise(now=now)),
         ("lock_waits_abandoned", lambda: lock_waits_close_abandoned(now=now)),
+        ("tallies_folded", tallies_fold),
     ):
         try:
             done[name] = job()

@@ -101,6 +101,21 @@ def _may_overlap(a: str, b: str) -> bool:
     return suffix_a.endswith(suffix_b) or suffix_b.endswith(suffix_a)
 
 
+def governed_q(policies: PolicySet, rule: NamespaceRule, *, field: str = "namespace", vendor: str) -> Q:
+    """Rows whose namespace's most specific policy (`namespace_rule`) is `rule`: its glob less every
+    more specific pattern that may overlap it, as one condition, so a query limits over those rows only."""
+    winners: dict[str, NamespaceRule] = {}
+    for each in policies.namespaces:
+        winners.setdefault(each.pattern, each)  # with duplicates best_match keeps the first
+    if winners.get(rule.pattern) is not rule:
+        return NOTHING
+    condition = glob_q(rule.pattern, field=field, vendor=vendor)
+    for stronger in winners:
+        if specificity(stronger) > specificity(rule.pattern) and _may_overlap(rule.pattern, stronger):
+            condition &= ~glob_q(stronger, field=field, vendor=vendor)
+    return condition
+
+
 def readable_q(policies: PolicySet, actor: Actor, *, field: str = "namespace", vendor: str) -> Q:
     """A condition on `field` true exactly for the namespaces `decide_read(policies, actor, ns)` allows."""
     if actor.kind in ("human", "system"):

@@ -145,3 +145,13 @@ def _fast_hashers(settings):
 def pytest_collection_modifyitems(config, items):
     # Browser tests leave an event loop running (pytest-playwright's sync API): run them last.
     items.sort(key=lambda item: 1 if item.get_closest_marker("browser") else 0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Before a test's fixtures are torn down (a transactional test's tables flushed), the in-process
+    embedder finishes the pass its writes woke: a flush racing its transaction deadlocks on
+    PostgreSQL, and the next test then finds this one's rows."""
+    from memoryhub.search.tasks import embeddings_idle
+
+    embeddings_idle(timeout=30)

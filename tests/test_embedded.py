@@ -96,7 +96,13 @@ def test_agents_waiting_for_a_lock_leave_the_rest_threads_to_everyone_else(polic
                 got = own.post("/api/v1/locks/", json={**body, "wait_seconds": 20}, headers=write_headers(persona))
                 outcomes[persona.id] = got.status_code
                 if got.status_code == 201:
-                    own.request("DELETE", f"/api/v1/locks/{got.json()['id']}/", json={}, headers=write_headers(persona))
+                    lease = got.json()
+                    own.request(
+                        "DELETE",
+                        f"/api/v1/locks/{lease['id']}/",
+                        json={"holder_token": lease["holder_token"]},
+                        headers=write_headers(persona),
+                    )
 
         threads = [threading.Thread(target=wait_for_the_lock, args=(persona,)) for persona in waiters]
         for thread in threads:
@@ -114,7 +120,10 @@ def test_agents_waiting_for_a_lock_leave_the_rest_threads_to_everyone_else(polic
             assert outcomes == {}  # all three still waiting
         finally:
             released = client.request(
-                "DELETE", f"/api/v1/locks/{held.json()['id']}/", json={}, headers=write_headers(holder)
+                "DELETE",
+                f"/api/v1/locks/{held.json()['id']}/",
+                json={"holder_token": held.json()["holder_token"]},
+                headers=write_headers(holder),
             )
             for thread in threads:
                 thread.join(timeout=60)

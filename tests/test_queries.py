@@ -158,8 +158,13 @@ def test_locks_statements(make_agent):
     assert lock_queries.resources_lock(["a", "b"], covering=["a", "ns"]) == ({"a", "b"}, hold.id)
     assert lock_queries.hold_on_any(["ns", "other"]).id == hold.id
     assert lock_queries.hold_on_any(["other"]) is None
-    assert lock_queries.lease_end_last_level(agent_id="someone-else", lease_id=lease_id, now=timezone.now()) is None
-    ended = lock_queries.lease_end_last_level(agent_id=agent.id, lease_id=lease_id, now=timezone.now())
+    digest = Lease.objects.get(id=lease_id).holder_digest
+    for agent_id, proof in (("someone-else", digest), (agent.id, "not the holder's digest")):
+        assert (
+            lock_queries.lease_end_last_level(agent_id=agent_id, digest=proof, lease_id=lease_id, now=timezone.now())
+            is None
+        )
+    ended = lock_queries.lease_end_last_level(agent_id=agent.id, digest=digest, lease_id=lease_id, now=timezone.now())
     assert fields(ended) == fields(Lease.objects.get(id=lease_id))
     assert ended.release_reason == "released"
     assert not LeaseResource.objects.filter(lease_id=lease_id, active=True).exists()
@@ -186,6 +191,36 @@ def test_events_numbered_and_plain_inserts():
     assert [row.seq for row in rows] == [last + 1, last + 2]
     for row in rows:
         assert fields(Event.objects.get(seq=row.seq)) | {"at": None} == fields(row) | {"at": None}
+
+
+@pytest.mark.skipif(not on_postgres(), reason="elsewhere the key is claimed by a statement of its own")
+def test_events_numbered_insert_claims_the_key_or_inserts_nothing():
+    from django.db import transaction
+
+    from memoryhub.api.idempotency import Claim
+    from memoryhub.api.models import IdempotencyRecord
+
+    claim = Claim.of(principal="agent:a", key="k", method="PUT", path="/p", body=b"{}")
+    row = Event(type="t.one", actor_kind="system", actor_id="system", idempotency_key="k")
+    with transaction.atomic():
+        assert event_queries.numbered_insert([row], claim=claim)
+    record = IdempotencyRecord.objects.get()
+    assert (record.principal, record.key, record.fingerprint, record.token) == (
+        "agent:a",
+        "k",
+        claim.fingerprint,
+        claim.token,
+    )
+    assert (record.status_code, bytes(record.response_body), record.content_type) == (None, b"", "")
+    assert fields(Event.objects.get(seq=row.seq)) | {"at": None} == fields(row) | {"at": None}
+    last = EventSequence.objects.get(id=1).last
+    # The key taken (a repeat, with its own token): no seq reserved, no event, the record unchanged.
+    again = Claim.of(principal="agent:a", key="k", method="PUT", path="/p", body=b"{}")
+    other = Event(type="t.two", actor_kind="system", actor_id="system", idempotency_key="k")
+    assert not event_queries.numbered_insert([other], claim=again)  # autocommit: nothing to roll back
+    assert EventSequence.objects.get(id=1).last == last
+    assert not Event.objects.filter(type="t.two").exists()
+    assert IdempotencyRecord.objects.get().token == claim.token
 
 
 def test_inbox_send_page_and_acks(make_agent):

@@ -46,6 +46,7 @@ def test_one_sweep_records_every_lapse_once(policies, make_agent):
         "claims_requeued": 1,
         "alerts_raised": 0,
         "lock_waits_abandoned": 0,
+        "tallies_folded": 0,
     }
     for event_type in ("memory.expired", "context.expired", "lock.expired", "task.requeued"):
         assert Event.objects.filter(type=event_type).count() == 1, event_type

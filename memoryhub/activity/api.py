@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from memoryhub.api.params import int_param
+from memoryhub.api.schema import RESOURCE, integer
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid
 
@@ -15,8 +16,15 @@ class ActivityView(HubView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("resource", str, required=True, description="a namespace, <namespace>/<key> or lock name"),
-            OpenApiParameter("window_seconds", int, description="how far back to look (default 300)"),
+            OpenApiParameter(
+                "resource",
+                RESOURCE,
+                required=True,
+                description="a namespace, <namespace>/<key> or lock name",
+            ),
+            OpenApiParameter(
+                "window_seconds", integer(1, MAX_WINDOW_SECONDS), description="how far back to look (default 300)"
+            ),
         ]
     )
     def get(self, request):

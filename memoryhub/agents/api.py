@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from memoryhub.api.permissions import IsHuman
-from memoryhub.api.serializers import StrictSerializer
+from memoryhub.api.serializers import StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import NotFound
 from memoryhub.times import iso
@@ -90,15 +90,14 @@ class _AgentStatusView(HubView):
 
     @extend_schema(request=StatusInput)
     def post(self, request, agent_id):
-        data = StatusInput(data=request.data or {})
-        data.is_valid(raise_exception=True)
+        data = validated(StatusInput, request)
         if not Agent.objects.filter(id=agent_id).exists():
             raise NotFound(f"no agent {agent_id!r}")
         agent, seq = agent_set_status(
             actor=self.actor,
             agent_id=agent_id,
             status=self.target_status,
-            reason=data.validated_data["reason"],
+            reason=data["reason"],
         )
         return Response({**agent_to_dict(agent), "seq": seq or None})
 

@@ -1,31 +1,33 @@
 """Idempotency-Key: a write sent twice with the same key happens once, and the repeat gets the first answer.
 
-A keyed request costs what an unkeyed one does plus one statement before its change and one after:
+A keyed request costs what an unkeyed one does plus one statement after its change (on PostgreSQL; one
+before it too elsewhere):
 
 1. **Claim, with the change.** The adapter puts a `Claim` (caller, key, request fingerprint, a token of
-   this request) in the request context. `claim_with_change`, called by the event log as it appends
-   the change's events and before it takes the sequence row, inserts the key's record in the change's
-   own transaction. So the record exists exactly when the change committed: a crash before the commit
-   leaves neither, and the retry is processed afresh. Nothing is held across the request: no outer
-   transaction, so the service's own fast paths (a stale write refused before any lock, a refusal
-   recorded in autocommit) run as for an unkeyed write.
+   this request) in the request context. The event log inserts the key's record as it appends the
+   change's events, in the change's own transaction: on PostgreSQL in the very statement that appends
+   them (memoryhub/events/queries.py `numbered_insert`: the record first, the sequence row after);
+   elsewhere in a statement of its own just before (`claim_with_change`). So the record exists
+   exactly when the change committed: a crash before the commit leaves neither, and the retry is
+   processed afresh. Nothing is held across the request: no outer transaction, so the service's own
+   fast paths (a stale write refused before any lock, a refusal recorded in autocommit) run as for an
+   unkeyed write. A refusal recorded in autocommit (`event_record` outside a transaction, PostgreSQL)
+   is that one statement too: its event and the key's record commit together or not at all, and
+   when the key is taken (the retry of a conditional write whose first attempt committed, whose
+   If-Match is stale now) nothing is recorded and the key answers.
 2. **Store the answer, after the commit**, in a statement of its own (`settle`), the sequence row long
    released, committed without waiting for the disk (see memoryhub/api/queries.py: the record that
    makes the change exactly-once was flushed with the change; the answer can be rebuilt). A request that
    changed nothing (a 400, a refusal) stores its answer the same way, if it is one a retry must see
    again (`STORED_STATUSES`).
-3. **A duplicate** finds the key taken: its own change's transaction is refused (`KeyTaken`, raised
-   from the insert, which on PostgreSQL first waits for the other transaction) and rolls back, or
-   its answer finds the record there. Then (`answer_duplicate`): another body under the same key is
-   422; a stored answer is replayed; a change committed whose answer is not stored yet is waited for
-   up to `MEMORYHUB_IDEMPOTENCY_WAIT_MS`, then rebuilt from the events that carry the key (the
-   first request's process may have died between its commit and storing the answer), or, for an
-   endpoint that cannot rebuild its answer (and for a request still at work), refused with a clear
-   409 (which the client retries).
-
-A refusal recorded in autocommit (`event_record` outside a transaction, PostgreSQL) appends its event
-first and claims the key after: a crash between the two leaves an event and a free key, so the retry
-records the refusal again rather than finding a key that no change holds.
+3. **A duplicate** finds the key taken: its own change is refused (`KeyTaken`, raised when the insert
+   found the record, which on PostgreSQL first waits for the other transaction, holding nothing of
+   the log) and rolls back, or its answer finds the record there. Then (`answer_duplicate`): another
+   body under the same key is 422; a stored answer is replayed; a change committed whose answer is
+   not stored yet is waited for up to `MEMORYHUB_IDEMPOTENCY_WAIT_MS`, then rebuilt from the events
+   that carry the key (the first request's process may have died between its commit and storing the
+   answer), or, for an endpoint that cannot rebuild its answer (and for a request still at work),
+   refused with a clear 409 (which the client retries).
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def _records(claim: Claim):
 
 def claim_with_change(claim: Claim) -> None:
     """In the transaction of a change, before its events take the sequence row: the key's record, or
-    KeyTaken. A request making several transactions (a lock wait) finds its own record again."""
-    if queries.record_insert(
+    KeyTaken. (PostgreSQL inserts the record in the statement that appends the events instead, see
+    memoryhub/events/queries.py `numbered_insert`, and calls `claim_found` when it was there.)"""
+    while not queries.record_insert(
         principal=claim.principal,
         key=claim.key,
         fingerprint=claim.fingerprint,
@@ -105,14 +108,22 @@ def claim_with_change(claim: Claim) -> None:
         body=b"",
         content_type="",
     ):
-        return
+        if claim_found(claim):
+            return
+
+
+def claim_found(claim: Claim) -> bool:
+    """The key's record was there when a change of this request went to insert it. True: it is this
+    request's own (a request making several transactions, such as a lock wait, finds it again): the
+    change goes on without claiming. False: it is gone, or a day old and now deleted (the key is free
+    again): claim again. Else KeyTaken."""
     record = _records(claim).values("token", "created_at").first()
     if record is not None and record["token"] == claim.token:
-        return
-    if record is not None and record["created_at"] < _expired_before():
-        _records(claim).filter(created_at__lt=_expired_before()).delete()  # a day old: the key is free again
-        return claim_with_change(claim)
-    raise KeyTaken(claim.key)
+        return True
+    if record is not None and record["created_at"] >= _expired_before():
+        raise KeyTaken(claim.key)
+    _records(claim).filter(created_at__lt=_expired_before()).delete()
+    return False
 
 
 def _content(response) -> bytes:

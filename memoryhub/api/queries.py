@@ -6,7 +6,12 @@ that statement's own transaction alone). The change and its key's record were fl
 before; a stored answer only saves rebuilding it, so a database crash losing the last moments of
 these leaves a record without an answer, which a repeat rebuilds from the log. Waiting for a second
 flush per keyed write cost more than the write itself on this host's disk (measured: a synchronous
-commit 0.6-4 ms, one without 0.15-0.4 ms)."""
+commit 0.6-4 ms, one without 0.15-0.4 ms).
+
+On PostgreSQL the key's record is inserted by the statement that appends the change's events
+(`claim_cte`, in memoryhub/events/queries.py `numbered_insert`) rather than in a statement of its own:
+one round trip fewer on every keyed write (measured: the separate INSERT cost 0.19 ms of the client's
+CPU and 0.6 ms of wall time per write, the CTE 0.03 and 0.13)."""
 
 from __future__ import annotations
 
@@ -52,6 +57,20 @@ def record_insert(
             [principal, key, fingerprint, token, status, body, content_type, _now()],
         )
         return cursor.fetchone() is not None
+
+
+def claim_cte(*, principal: str, key: str, fingerprint: str, token: str) -> tuple[str, list[object]]:
+    """A data-modifying CTE, `k AS (...)`, that inserts the key's record (its answer not stored yet)
+    unless the key is taken, returning the record's id when it did; and its params. Raw SQL: the ORM
+    cannot put an INSERT in a CTE. A statement using it makes its other writes depend on it
+    (`EXISTS (SELECT FROM k)`), so the record goes in (a conflicting row not yet committed waited for)
+    before they run, and none of them runs when the key is taken."""
+    return (
+        f"k AS (INSERT INTO {_TABLE} (principal, key, fingerprint, token, status_code, response_body,"
+        " content_type, created_at) VALUES (%s, %s, %s, %s, NULL, %s, '', %s)"
+        " ON CONFLICT (principal, key) DO NOTHING RETURNING id)",
+        [principal, key, fingerprint, token, b"", _now()],
+    )
 
 
 def answer_store(*, principal: str, key: str, token: str, status: int, body: bytes, content_type: str) -> bool:

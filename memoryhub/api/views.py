@@ -36,7 +36,11 @@ class HubView(APIView):
         return caller
 
     def dispatch(self, request, *args, **kwargs):
-        if request.method in SAFE_METHODS or not request.headers.get("Idempotency-Key"):
+        if (
+            request.method in SAFE_METHODS
+            or not request.headers.get("Idempotency-Key")
+            or not hasattr(self, request.method.lower())  # a 405, which claims no key
+        ):
             return super().dispatch(request, *args, **kwargs)
         while True:
             self._claim, self._key_taken = None, False

@@ -177,6 +177,10 @@ def _write_headers(version: int | None = None, fencing_token: int | None = None,
     return headers
 
 
+def _include(invalid: bool) -> str | None:
+    return "invalid" if invalid else None
+
+
 def _memory(reply: Reply) -> Memory:
     return Memory.from_dict(reply.body, replayed=reply.replayed)
 
@@ -288,9 +292,18 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
 
     # --- memories --------------------------------------------------------------------------------
 
-    def get(self, namespace: str, key: str, version: int | None = None, as_of: datetime | str | None = None):
-        """The memory now, or as it was at `version` / at time `as_of`. NotFound when absent or unreadable."""
-        params = {"version": version, "as_of": _iso(as_of)}
+    def get(
+        self,
+        namespace: str,
+        key: str,
+        version: int | None = None,
+        as_of: datetime | str | None = None,
+        *,
+        include_invalid: bool = False,
+    ):
+        """The memory now, or as it was at `version` / at time `as_of`. NotFound when absent or
+        unreadable, and when superseded, past its `valid_until` or archived unless `include_invalid`."""
+        params = {"version": version, "as_of": _iso(as_of), "include": _include(include_invalid)}
         return self._run(Call("GET", _memory_path(namespace, key), params=params, parse=_memory))
 
     def put(
@@ -304,9 +317,14 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         ttl: int | None = None,
         fencing_token: int | None = None,
         create_only: bool = False,
+        *,
+        supersedes: Iterable[tuple[str, str]] = (),
+        valid_until: datetime | str | None = None,
     ):
         """Write the whole content. `version`: the version this write is based on (If-Match; required to
-        update in an optimistic namespace). `create_only`: fail with VersionConflict if it exists."""
+        update in an optimistic namespace). `create_only`: fail with VersionConflict if it exists.
+        `supersedes`: (namespace, key) of memories this one replaces (kept, out of default reads and
+        search, their `superseded_by` set); `valid_until`: when this fact stops holding (future)."""
         body: dict[str, Any] = {"content": content}
         if reason is not None:
             body["reason"] = reason
@@ -314,6 +332,11 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
             body["kind"] = kind
         if ttl is not None:
             body["ttl_seconds"] = int(ttl)
+        refs = [{"namespace": ns, "key": k} for ns, k in supersedes]
+        if refs:
+            body["supersedes"] = refs
+        if valid_until is not None:
+            body["valid_until"] = _iso(valid_until)
         headers = _write_headers(version, fencing_token, create_only)
         return self._run(Call("PUT", _memory_path(namespace, key), body=body, headers=headers, parse=_memory))
 
@@ -346,6 +369,12 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         headers = _write_headers(version, fencing_token)
         return self._run(Call("DELETE", _memory_path(namespace, key), body=body, headers=headers, parse=_memory))
 
+    def verify(self, namespace: str, key: str, reason: str | None = None):
+        """Re-confirm a memory as still true (it is no longer `stale`): `verified_at`/`verified_by`
+        move, the content and version do not. Returns the memory (`.seq`: the memory.verified event)."""
+        body = {"reason": reason} if reason is not None else {}
+        return self._run(Call("POST", _memory_path(namespace, key, "verify/"), body=body, parse=_memory))
+
     def search(
         self,
         q: str,
@@ -357,10 +386,12 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         filter: dict[str, Any] | None = None,
         limit: int = 10,
         cursor: str | None = None,
+        fresh: bool = False,
     ):
         """Live memories the caller may read that match `q`, best first: a SearchPage (`.results`,
         `.next_cursor`, `.incomplete`). `mode`: hybrid, lexical or semantic; `namespace`: globs;
-        `filter`: top-level content fields, `{"status": "open", "n": {"$gt": 3}}`."""
+        `filter`: top-level content fields, `{"status": "open", "n": {"$gt": 3}}`. Stale semantic
+        memories rank after fresh ones (`result.stale`); `fresh=True` leaves them out."""
         params = {
             "q": q,
             "mode": mode,
@@ -370,6 +401,7 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
             "filter": None if filter is None else json.dumps(filter),
             "limit": limit,
             "cursor": cursor,
+            "fresh": "true" if fresh else None,
         }
         return self._run(Call("GET", "search/", params=params, parse=lambda r: SearchPage.from_dict(r.body)))
 
@@ -479,12 +511,16 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         updated_by: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        task: int | None = None,
+        include_invalid: bool = False,
     ):
         """One page of live memories the caller may read, by namespace then key; `namespace` may be a
-        glob (`customer:*`). A Page: a list with `.next_cursor` (pass it as `cursor` for the next page;
-        None on the last)."""
+        glob (`customer:*`). `task`: that task's working memories; `include_invalid`: superseded,
+        past-validity and archived ones too. A Page: a list with `.next_cursor` (pass it as `cursor`
+        for the next page; None on the last)."""
         params = {"namespace": namespace, "kind": kind, "q": q, "updated_by": updated_by, "limit": limit}
-        params["cursor"] = cursor
+        params.update(cursor=cursor, task=task, include=_include(include_invalid))
         return self._run(
             Call(
                 "GET",
@@ -495,10 +531,18 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
         )
 
     def all_memories(
-        self, namespace: str | None = None, kind: str | None = None, q: str | None = None, updated_by: str | None = None
+        self,
+        namespace: str | None = None,
+        kind: str | None = None,
+        q: str | None = None,
+        updated_by: str | None = None,
+        *,
+        task: int | None = None,
+        include_invalid: bool = False,
     ):
         """Every live memory the caller may read (list_memories' pages followed to the end)."""
         params = {"namespace": namespace, "kind": kind, "q": q, "updated_by": updated_by, "limit": 500}
+        params.update(task=task, include=_include(include_invalid))
         return self._run(self._follow("memories/", params, "results", None, Memory.from_dict))
 
     # --- context inbox ---------------------------------------------------------------------------
@@ -602,13 +646,22 @@ class Operations[HTTPTransport: (httpx.BaseTransport, httpx.AsyncBaseTransport)]
             )
         )
 
-    def release(self, lease_id: int, reason: str = ""):
-        return self._run(Call("DELETE", f"locks/{int(lease_id)}/", body={"reason": reason}))
+    def release(self, lease_id: int, reason: str = "", *, holder_token: str | None = None):
+        """Release one level of a lease this process holds: `holder_token` is its acquisition's
+        (`lease.release()` sends it for you); another process of the same agent cannot."""
+        body = {"reason": reason} | ({"holder_token": holder_token} if holder_token else {})
+        return self._run(Call("DELETE", f"locks/{int(lease_id)}/", body=body))
 
-    def heartbeat_lock(self, lease_id: int, ttl: int | None = None):
-        body = {"ttl_seconds": int(ttl)} if ttl else {}
+    def heartbeat_lock(self, lease_id: int, ttl: int | None = None, *, holder_token: str | None = None):
+        """Extend a lease this process holds (`holder_token` as for `release`)."""
+        body = ({"ttl_seconds": int(ttl)} if ttl else {}) | ({"holder_token": holder_token} if holder_token else {})
         return self._run(
-            Call("POST", f"locks/{int(lease_id)}/heartbeat/", body=body, parse=lambda r: Lease.from_dict(r.body, self))
+            Call(
+                "POST",
+                f"locks/{int(lease_id)}/heartbeat/",
+                body=body,
+                parse=lambda r: Lease.from_dict({**r.body, "holder_token": holder_token}, self),
+            )
         )
 
     def locks(self, resource: str | None = None, agent: str | None = None):

@@ -69,7 +69,9 @@ class Hold:
         assert self.lease is not None
         while (yield self._pause(self.every)):
             try:
-                renewed = yield self.client.heartbeat_lock(self.lease.id, ttl=self.ttl)
+                renewed = yield self.client.heartbeat_lock(
+                    self.lease.id, ttl=self.ttl, holder_token=self.lease.holder_token
+                )
             except HubError as exc:
                 if not retriable(exc):
                     self.lease.lost = True  # lapsed, force-released, or its agent suspended
@@ -83,6 +85,6 @@ class Hold:
         if self.lease.lost:
             return
         try:
-            yield self.client.release(self.lease.id)
+            yield self.client.release(self.lease.id, holder_token=self.lease.holder_token)
         except (LeaseExpired, NotFound):
             self.lease.lost = True

@@ -57,6 +57,13 @@ def _failed(error: HubError) -> CallToolResult:
     )
 
 
+def _refs(supersedes: list[dict[str, str]]) -> list[tuple[str, str]]:
+    try:
+        return [(ref["namespace"], ref["key"]) for ref in supersedes]
+    except KeyError as missing:
+        raise ValueError(f"supersedes: each entry needs namespace and key ({missing} is missing)") from None
+
+
 async def _call(operation: Callable[[], Awaitable[Any]], key: str = "result") -> CallToolResult:
     """Run one client call; a list answer is returned as {key: [...]}, a refusal as the error shape."""
     try:
@@ -111,10 +118,13 @@ def build_server(hub: AsyncHubClient | None = None) -> MCPServer:
 
     @server.tool()
     async def memory_get(
-        namespace: str, key: str, version: int | None = None, as_of: str | None = None
+        namespace: str, key: str, version: int | None = None, as_of: str | None = None, include_invalid: bool = False
     ) -> CallToolResult:
-        """Read a memory: content, version, who updated it and why. version or as_of (ISO time): the past."""
-        return await _call(lambda: hub.get(namespace, key, version=version, as_of=as_of))
+        """Read a memory: content, version, who updated it and why, and whether it is stale. version
+        or as_of (ISO time): the past. include_invalid: also a superseded, expired-validity or archived one."""
+        return await _call(
+            lambda: hub.get(namespace, key, version=version, as_of=as_of, include_invalid=include_invalid)
+        )
 
     @server.tool()
     async def memory_put(
@@ -127,12 +137,18 @@ def build_server(hub: AsyncHubClient | None = None) -> MCPServer:
         ttl_seconds: int | None = None,
         fencing_token: int | None = None,
         create_only: bool = False,
+        supersedes: list[dict[str, str]] | None = None,
+        valid_until: str | None = None,
     ) -> CallToolResult:
         """Write a memory's whole content. To change an existing memory pass the version you read
         (a stale one fails with version_conflict and the current state). Locked namespaces need the
-        fencing_token of your lock. create_only: fail if it already exists."""
-        return await _call(
-            lambda: hub.put(
+        fencing_token of your lock. create_only: fail if it already exists. supersedes: [{namespace,
+        key}] of facts this one replaces (kept, out of default reads); valid_until: ISO time the fact
+        stops holding."""
+
+        async def put():
+            refs = _refs(supersedes or [])
+            return await hub.put(
                 namespace,
                 key,
                 content,
@@ -142,8 +158,17 @@ def build_server(hub: AsyncHubClient | None = None) -> MCPServer:
                 ttl=ttl_seconds,
                 fencing_token=fencing_token,
                 create_only=create_only,
+                supersedes=refs,
+                valid_until=valid_until,
             )
-        )
+
+        return await _call(put)
+
+    @server.tool()
+    async def memory_verify(namespace: str, key: str, reason: str | None = None) -> CallToolResult:
+        """Re-confirm a memory as still true after checking it (a stale one is fresh again): no new
+        version, an event naming you."""
+        return await _call(lambda: hub.verify(namespace, key, reason=reason))
 
     @server.tool()
     async def memory_update(
@@ -197,9 +222,9 @@ def build_server(hub: AsyncHubClient | None = None) -> MCPServer:
         )
 
     @server.tool()
-    async def release(lease_id: int, reason: str = "") -> CallToolResult:
-        """Release a lock you hold."""
-        return await _call(lambda: hub.release(lease_id, reason=reason))
+    async def release(lease_id: int, holder_token: str, reason: str = "") -> CallToolResult:
+        """Release a lock you hold; holder_token is the one lock returned."""
+        return await _call(lambda: hub.release(lease_id, reason=reason, holder_token=holder_token))
 
     @server.tool()
     async def claim(role: str | None = None, kinds: list[str] | None = None, ttl_seconds: int = 300) -> CallToolResult:

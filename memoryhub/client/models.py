@@ -25,6 +25,15 @@ class Memory:
     updated_at: str | None = None
     expires_at: str | None = None
     reason: str = ""
+    # The lifecycle (README "Memory lifecycle"): every write verifies, `hub.verify` re-verifies; a
+    # semantic memory past its namespace's stale_after_seconds is `stale`.
+    stale: bool = False
+    verified_at: str | None = None
+    verified_by: str = ""
+    valid_until: str | None = None
+    superseded_by: str | None = None  # "<namespace>/<key>" of the memory that replaced it
+    derived_from: list[str] | None = None  # a summary's source episodes
+    archived_at: str | None = None  # an episode summarized (kept for audit, out of default reads)
     seq: int | None = None  # the seq of the event a write produced
     replayed: bool = False  # the answer is a replay of an earlier request with the same Idempotency-Key
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -42,6 +51,13 @@ class Memory:
             updated_at=data.get("updated_at"),
             expires_at=data.get("expires_at"),
             reason=_get(data, "reason", ""),
+            stale=bool(data.get("stale")),
+            verified_at=data.get("verified_at"),
+            verified_by=_get(data, "verified_by", ""),
+            valid_until=data.get("valid_until"),
+            superseded_by=data.get("superseded_by"),
+            derived_from=data.get("derived_from"),
+            archived_at=data.get("archived_at"),
             seq=data.get("seq"),
             replayed=replayed,
             raw=data,
@@ -63,6 +79,7 @@ class SearchResult:
     score: float
     content: dict[str, Any] | None
     snippet: str = ""  # HTML-escaped, <mark> around lexical matches
+    stale: bool = False  # a semantic memory past its namespace's stale_after_seconds
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -77,6 +94,7 @@ class SearchResult:
             score=float(data.get("score") or 0.0),
             content=data.get("content"),
             snippet=_get(data, "snippet", ""),
+            stale=bool(data.get("stale")),
             raw=data,
         )
 
@@ -329,10 +347,10 @@ class Lease:
         )
 
     def release(self, reason: str = ""):
-        return self._client.release(self.id, reason=reason)
+        return self._client.release(self.id, reason=reason, holder_token=self.holder_token)
 
     def heartbeat(self, ttl: int | None = None):
-        return self._client.heartbeat_lock(self.id, ttl=ttl or self.ttl_seconds or None)
+        return self._client.heartbeat_lock(self.id, ttl=ttl or self.ttl_seconds or None, holder_token=self.holder_token)
 
 
 @dataclass

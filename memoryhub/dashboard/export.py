@@ -5,9 +5,12 @@ line that says whether the export is complete and where to resume (`after_seq`).
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+
+from asgiref.sync import sync_to_async
 
 from memoryhub.events.selectors import last_seq
 from memoryhub.events.serializers import event_to_dict
@@ -83,3 +86,11 @@ def export_lines(query, *, after: int, fmt: str) -> Iterator[str]:
         yield "# " + json.dumps(trailer) + "\n"
     else:
         yield json.dumps({"export": trailer}) + "\n"
+
+
+async def chunks_async(lines: Iterator[str], *, size: int = 500) -> AsyncIterator[str]:
+    """The lines for an ASGI server, `size` at a time, each taken in the request's own thread (its
+    database connection). Django would otherwise read a plain iterator whole before sending a byte."""
+    take = sync_to_async(lambda: "".join(itertools.islice(lines, size)), thread_sensitive=True)
+    while chunk := await take():
+        yield chunk

@@ -74,8 +74,12 @@ def agent_ids() -> list[str]:
 
 
 def _live_receipts(now: datetime) -> QuerySet[Receipt]:
-    """Receipts of entries still in inboxes (not expired)."""
-    return Receipt.objects.filter(entry_expired=False).filter(Q(entry__expires_at=None) | Q(entry__expires_at__gt=now))
+    """Receipts of entries still in inboxes: not marked expired by the sweeper, and not of the few
+    entries past their expiry it has not swept yet (found on entry_pending_expiry). No join to the
+    entries: with one, PostgreSQL hashed all of them (200,000: 25 ms per count) to count 7,000 unread
+    receipts that the partial indexes find in 1 ms."""
+    lapsed = ContextEntry.objects.filter(expired_at=None, expires_at__lte=now).values("id")
+    return Receipt.objects.filter(entry_expired=False).exclude(entry_id__in=lapsed)
 
 
 def inbox_backlog(*, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -88,21 +92,22 @@ def inbox_backlog(*, now: datetime | None = None) -> list[dict[str, Any]]:
         row["agent__role"]: row
         for row in live.filter(read_at=None)
         .values("agent__role")
-        .annotate(n=Count("id"), oldest=Min("entry__created_at"))
+        .annotate(n=Count("id"), first=Min("entry"))
         .order_by()
     }
+    # Entry ids grow with time: the oldest unread entry is the one of the smallest id.
+    created = dict(
+        ContextEntry.objects.filter(id__in=[row["first"] for row in unread.values()]).values_list("id", "created_at")
+    )
     awaiting = dict(
-        live.filter(acked_at=None, entry__requires_ack=True)
-        .values_list("agent__role")
-        .annotate(n=Count("id"))
-        .order_by()
+        live.filter(acked_at=None, requires_ack=True).values_list("agent__role").annotate(n=Count("id")).order_by()
     )
     return [
         {
             "role": role,
             "unread": unread[role]["n"] if role in unread else 0,
             "awaiting_ack": awaiting.get(role, 0),
-            "oldest": unread[role]["oldest"] if role in unread else None,
+            "oldest": created.get(unread[role]["first"]) if role in unread else None,
         }
         for role in sorted({*unread, *awaiting})
     ]
@@ -138,7 +143,7 @@ def inbox_entries(
     if state == "unread":
         receipts = receipts.filter(read_at=None)
     elif state == "unacked":
-        receipts = receipts.filter(acked_at=None, entry__requires_ack=True)
+        receipts = receipts.filter(acked_at=None, requires_ack=True)
     if agent or state != "all":
         entries = entries.filter(id__in=receipts.values("entry_id"))
     elif to_role:
@@ -381,11 +386,6 @@ def event_types() -> list[str]:
 
 
 # --- tasks ----------------------------------------------------------------------------------------------
-
-
-def task_counts() -> dict[str, int]:
-    counts = dict(Task.objects.values_list("status").annotate(n=Count("id")))
-    return {status: counts.get(status, 0) for status in TaskStatus.values}
 
 
 def tasks_page(

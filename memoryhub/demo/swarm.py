@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from memoryhub.client import (
     ContextEntry,
@@ -34,12 +34,17 @@ AGENTS = {
     "docs-1": "docs",
     "docs-2": "docs",
     "lead-1": "lead",
+    "scribe-1": "scribe",
 }
 
 STOCK = ("counter:stock", "sku-42")  # optimistic namespace
 SHELF = ("inventory:sku-1", "count")  # locked namespace
 PRICING = ("inventory:pricing", "table")  # locked namespace
 CUSTOMER = ("customer:acme", "profile")
+# The lifecycle scenarios wait for the hub's sweeper (every MEMORYHUB_SWEEP_INTERVAL s, 5 by default;
+# celery beat in production) to announce a stale fact and to queue a summarization: at most this long.
+SWEEPER_WAIT = 30.0
+POLL = 0.25
 
 
 def lock_name(place: tuple[str, str]) -> str:
@@ -95,6 +100,8 @@ class Swarm:
             ("duplicate work and a retry storm", self.duplicate_work),
             ("a crashed lock holder", self.crashed_lock_holder),
             ("opposite lock orders, no deadlock", self.no_deadlock),
+            ("a stale fact caught and re-verified", self.stale_fact),
+            ("an episode history summarised", self.episodes_summarised),
         ]
         for number in range(1, rounds + 1):
             for name, scenario in scenarios:
@@ -384,3 +391,96 @@ class Swarm:
             lambda: agent(orders, "orders-1", list(reversed(names))),
         )
         return len(tokens) == 2, "both got both locks, one after the other: no deadlock"
+
+    # --- 8. the stale fact -----------------------------------------------------------------------
+
+    def stale_fact(self, number: int) -> tuple[bool, str]:
+        """Support records Acme's support SLA as a fact in `facts:*`, whose policy says a fact not
+        re-verified for 2 s is stale. The hub's sweeper announces it once to the writers' role as a
+        `stale` entry; support re-checks the fact and verifies it: fresh again, no new version."""
+        support = self.hubs["support-1"]
+        place = ("facts:acme", f"sla-{self.run_id}-{number}")
+        # Valid for a minute only, so the demo's fact stops going stale (and being announced) after it.
+        until = datetime.now(UTC) + timedelta(seconds=60)
+        written = support.put(*place, {"response_hours": 4}, kind="semantic", valid_until=until, reason="contract")
+        self.say("support-1", f"records {place[0]}/{place[1]}: 4 h response (v{written.version}, verified now)")
+        self.say("support-1", "waits for its stale notice (facts:* go stale 2 s after their last verification)")
+        notice = self._await(lambda: self._stale_notice(support, place))
+        if notice is None:
+            return False, f"no stale notice within {SWEEPER_WAIT:.0f} s: is the hub's sweeper running?"
+        seen = support.get(*place)
+        self.say(
+            "support-1",
+            f"gets stale notice #{notice.id}: {notice.subject} — reads it: stale={seen.stale}, "
+            f"last verified by {seen.verified_by}",
+        )
+        self.pause(0.3)
+        verified = support.verify(*place, reason="re-checked against the signed contract: still 4 h")
+        notice.ack(note="re-checked and verified")
+        self.say("support-1", f"re-checks the contract (still 4 h) and verifies it: stale={verified.stale}")
+        again = support.get(*place)
+        ok = seen.stale and not again.stale and again.version == written.version and again.verified_at is not None
+        return ok, f"the stale fact was announced, re-checked and verified (still v{again.version}, fresh again)"
+
+    def _stale_notice(self, hub: HubClient, place: tuple[str, str]) -> ContextEntry | None:
+        for entry in hub.inbox(state="unacked", context_type="stale"):
+            if (entry.content.get("namespace"), entry.content.get("key")) == place:
+                return entry
+        return None
+
+    def _await[T](self, found: Callable[[], T | None]) -> T | None:
+        """Poll `found` until it returns something, for at most SWEEPER_WAIT seconds."""
+        deadline = time.monotonic() + SWEEPER_WAIT
+        while time.monotonic() < deadline:
+            if (value := found()) is not None:
+                return value
+            time.sleep(POLL)
+        return None
+
+    # --- 9. the episode history summarised -------------------------------------------------------
+
+    def episodes_summarised(self, number: int) -> tuple[bool, str]:
+        """Orders logs its shipments as episodes in `log:*`, whose policy summarizes episodes 2 s after
+        their time window closes: the hub queues a summarization task for role scribe with the
+        episodes in its payload; the scribe claims it, summarizes, completes it. The hub stores the
+        summary as a semantic memory with derived_from and archives the episodes (kept for audit)."""
+        orders, scribe = self.hubs["orders-1"], self.hubs["scribe-1"]
+        namespace = f"log:orders:{self.run_id}-{number}"
+        shipments = [("sku-1", 2), ("sku-2", 1), ("sku-1", 5), ("sku-3", 1)]
+        for index, (sku, units) in enumerate(shipments):
+            orders.put(namespace, f"ship-{index}", {"sku": sku, "units": units}, kind="episodic", reason="shipped")
+        self.say("orders-1", f"logs {len(shipments)} shipments as episodes in {namespace}")
+        self.say("scribe-1", "waits for summarization work (episodes in log:* are summarized once 2 s old)")
+        keys = {f"{namespace}/ship-{index}" for index in range(len(shipments))}
+        summarized: set[str] = set()
+
+        def summarize_one() -> bool | None:
+            task = scribe.claim(kinds=["memory.summarize"], ttl=60)
+            if task is None:
+                return None
+            episodes = task.payload["episodes"]
+            self.say("scribe-1", f"claims task #{task.id} ({len(episodes)} episodes of {task.payload['namespace']})")
+            units: dict[str, int] = {}
+            for episode in episodes:
+                sku = episode["content"].get("sku", "?")
+                units[sku] = units.get(sku, 0) + int(episode["content"].get("units", 0))
+            text = ", ".join(f"{n} × {sku}" for sku, n in sorted(units.items()))
+            task.complete({"summary": {"shipments": len(episodes), "units": units, "text": f"shipped {text}"}})
+            self.say("scribe-1", f"completes it with the summary 'shipped {text}' ({task.payload['summary_key']})")
+            if task.payload["namespace"] == namespace:
+                summarized.update(f"{namespace}/{e['key']}" for e in episodes)
+            return True if summarized >= keys else None
+
+        # The episodes may fall in two time windows: one task each.
+        if not self._await(summarize_one):
+            return False, f"not summarized within {SWEEPER_WAIT:.0f} s: is the hub's sweeper running?"
+        summaries = orders.list_memories(namespace=namespace)
+        kept = [m for m in orders.list_memories(namespace=namespace, include_invalid=True) if m.archived_at]
+        sources = {source for summary in summaries for source in summary.derived_from or []}
+        self.say(
+            "orders-1",
+            f"reads {namespace}: {len(summaries)} summary(ies) from {len(sources)} episodes; "
+            f"{len(kept)} episodes archived (include_invalid shows them)",
+        )
+        ok = sources == keys and all(m.kind == "semantic" for m in summaries) and len(kept) == len(keys)
+        return ok, f"{len(keys)} episodes became {len(summaries)} summary(ies) with derived_from; episodes archived"

@@ -3,7 +3,8 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from memoryhub.api.params import int_param
+from memoryhub.api.params import BIGINT_MAX, int_param
+from memoryhub.api.schema import integer
 from memoryhub.api.views import HubView
 
 from .selectors import events_visible, last_seq
@@ -12,12 +13,12 @@ from .selectors import events_visible, last_seq
 class EventListView(HubView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", int, description="return events with seq greater than this"),
+            OpenApiParameter("since", integer(0, BIGINT_MAX), description="return events with seq greater than this"),
             OpenApiParameter("namespace", str, description="a namespace or a glob"),
             OpenApiParameter("resource", str),
             OpenApiParameter("actor", str, description="actor id"),
             OpenApiParameter("type", str, description="an event type, or a prefix ending in * (memory.*)"),
-            OpenApiParameter("limit", int),
+            OpenApiParameter("limit", integer(1, 1000)),
         ]
     )
     def get(self, request):

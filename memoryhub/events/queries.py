@@ -7,12 +7,17 @@ round trip); elsewhere the ORM's bulk_create cost about as much Python again as 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 
+from memoryhub.api.queries import claim_cte
+
 from .models import Event, EventSequence
+
+if TYPE_CHECKING:
+    from memoryhub.api.idempotency import Claim
 
 
 def next_seqs(count: int) -> int:
@@ -80,30 +85,54 @@ _WRITTEN = [column for column in _COLUMNS if column not in ("seq", "at")]
 _PG_ROW = "(%s, " + ", ".join(f"%s::{_PG_TYPES.get(c, 'text')}" for c in _WRITTEN) + ")"
 
 
-def numbered_insert(rows: list[Event]) -> None:
+def numbered_insert(rows: list[Event], *, claim: Claim | None = None) -> bool:
     """PostgreSQL: reserve the seqs and insert the events in one statement, one round trip. The
     sequence row stays locked until commit, so events commit in seq order; `at` is read once the lock
-    is held, so it never goes backwards as seq goes forwards."""
+    is held, so it never goes backwards as seq goes forwards.
+
+    With `claim` (a keyed request's), the same statement first inserts the key's record
+    (memoryhub/api/idempotency.py): the seqs are reserved only once the record is in, so a duplicate
+    waits for the key's holder without holding the sequence row, and a key already taken reserves
+    and inserts nothing. Returns False then (the caller decides: its own record, or KeyTaken); True
+    when the events are in."""
     count = len(rows)
-    params: list[Any] = [count]
+    params: list[Any] = []
+    claimed, condition = "", ""
+    if claim is not None:
+        cte, params = claim_cte(
+            principal=claim.principal, key=claim.key, fingerprint=claim.fingerprint, token=claim.token
+        )
+        claimed, condition = f"{cte}, ", " AND EXISTS (SELECT FROM k)"
+    params.append(count)
     for offset, row in enumerate(rows, start=1):
         params += [offset, *_values(row)]
-    sql = (
-        "WITH s AS (UPDATE events_eventsequence SET last = last + %s WHERE id = 1"
-        " RETURNING last, clock_timestamp() AS at)"
-        f" INSERT INTO events_event (seq, at, {', '.join(_WRITTEN)})"
+    inserted = (
+        f"INSERT INTO events_event (seq, at, {', '.join(_WRITTEN)})"
         f" SELECT s.last - {count} + v.i, s.at, {', '.join(f'v.{c}' for c in _WRITTEN)}"
         f" FROM s, (VALUES {', '.join([_PG_ROW] * count)}) AS v(i, {', '.join(_WRITTEN)})"
         " ORDER BY v.i RETURNING seq, at"
     )
+    sql = (
+        f"WITH {claimed}s AS (UPDATE events_eventsequence SET last = last + %s WHERE id = 1{condition}"
+        " RETURNING last, clock_timestamp() AS at)"
+    )
+    if claim is None:
+        sql += f" {inserted}"
+    else:
+        # A row of NULLs says the key was taken (no events were inserted): nothing at all says the
+        # sequence row is missing.
+        sql += f", e AS ({inserted}) SELECT seq, at FROM e UNION ALL SELECT NULL, NULL WHERE NOT EXISTS (SELECT FROM k)"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        stored = sorted(cursor.fetchall())
+        stored = cursor.fetchall()
+    if stored == [(None, None)]:
+        return False
     if not stored:
         next_seqs(0)  # the sequence row is missing (a flushed test database): restore it, go again
-        return numbered_insert(rows)
-    for row, (seq, at) in zip(rows, stored, strict=True):
+        return numbered_insert(rows)  # (the key's record went in: this statement inserted it)
+    for row, (seq, at) in zip(rows, sorted(stored), strict=True):
         row.seq, row.at = seq, at
+    return True
 
 
 def insert(rows: list[Event]) -> None:

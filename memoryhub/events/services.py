@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from memoryhub.actors import Actor
-from memoryhub.api.idempotency import claim_with_change
+from memoryhub.api.idempotency import Claim, claim_found, claim_with_change
 from memoryhub.context import Caller
 from memoryhub.search.tasks import embeddings_wanted
 
@@ -68,14 +68,10 @@ def event_record(*, actor: Actor, type: str, **fields: Any) -> Event:
 
 def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
     # A request's events carry its Idempotency-Key (the adapter put it in the request context), and
-    # its change's transaction records the key (before the sequence row is taken: a duplicate waits on
-    # the key's row, not on the log). Outside a transaction (a refusal recorded in autocommit) the key
-    # is claimed after the event: see memoryhub/api/idempotency.py.
+    # its change's transaction records the key, before the sequence row is taken (a duplicate waits on
+    # the key's row, not on the log): see memoryhub/api/idempotency.py.
     key = actor.idempotency_key if isinstance(actor, Caller) else ""
     claim = actor.idempotency_claim if isinstance(actor, Caller) else None
-    in_transaction = connection.in_atomic_block
-    if claim is not None and in_transaction:
-        claim_with_change(claim)
     rows = [
         Event(
             type=new.type,
@@ -96,8 +92,17 @@ def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
         for new in events
     ]
     if connection.vendor == "postgresql":
-        queries.numbered_insert(rows)
+        # One statement claims the key and appends the events: a keyed refusal recorded in autocommit
+        # gets both or neither, and the retry of a change that committed under this key is answered
+        # by the key (KeyTaken), not recorded as a refusal of its own (its If-Match is stale because
+        # its first attempt succeeded).
+        if claim is None:
+            queries.numbered_insert(rows)
+        else:
+            _numbered_claiming(rows, claim)
     else:
+        if claim is not None:
+            claim_with_change(claim)
         last = queries.next_seqs(len(rows))
         # Taken after the sequence lock, so `at` never goes backwards as seq goes forwards.
         now = timezone.now()
@@ -106,12 +111,17 @@ def _append(actor: Actor, events: Sequence[NewEvent]) -> list[Event]:
         queries.insert(rows)
     for row in rows:
         row._state.adding = False  # they are stored now; Event.save() refuses to update them
-    if claim is not None and not in_transaction:
-        claim_with_change(claim)
     transaction.on_commit(lambda: publish_events(rows))
     if any(row.type in CONTENT_TYPES for row in rows):
         transaction.on_commit(embeddings_wanted)  # search: embed the new version, off the request path
     return rows
+
+
+def _numbered_claiming(rows: list[Event], claim: Claim) -> None:
+    while not queries.numbered_insert(rows, claim=claim):
+        if claim_found(claim):  # this request's own record, from an earlier transaction of it
+            queries.numbered_insert(rows)
+            return
 
 
 def event_append(*, actor: Actor, type: str, **fields: Any) -> Event:

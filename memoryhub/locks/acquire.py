@@ -3,7 +3,6 @@ docstring for the lock order), and the wait between attempts, never inside one."
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -18,7 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from memoryhub.actors import Actor
+from memoryhub.actors import SYSTEM, Actor
 from memoryhub.agents.guard import agent_lock_active
 from memoryhub.errors import Forbidden, HubError, Invalid, LockHeld
 from memoryhub.events.services import NewEvent, events_append
@@ -28,7 +27,17 @@ from policies.selectors import policies_for
 from . import queries
 from .events import lease_event, lease_state
 from .holds import held, hold_covering
-from .models import MAX_RESOURCES, MAX_TTL_SECONDS, Hold, Lease, LockMode, LockResource, LockWait
+from .models import (
+    HOLDER_TOKEN_RE,
+    MAX_RESOURCES,
+    MAX_TTL_SECONDS,
+    Hold,
+    Lease,
+    LockMode,
+    LockResource,
+    LockWait,
+    holder_digest,
+)
 from .names import check_resource, covering_names, resource_namespace
 from .release import lease_expire
 from .selectors import iso, lease_visible
@@ -66,13 +75,6 @@ class LockGrant:
     reentered: bool = False
     waited_ms: int = 0
     holder_token: str = ""  # the proof of holding, for the response (never stored: see Lease.holder_digest)
-
-
-HOLDER_TOKEN_RE = re.compile(r"\A[A-Za-z0-9_-]{16,128}\Z")  # \Z: `$` lets a final newline through
-
-
-def holder_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
@@ -272,7 +274,7 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
             request.blockers_expire_at = min(row.lease.expires_at for row in conflicts)
             _record_refusal(request, conflicts=conflicts, now=now, final=final)
             if expired:
-                events_append(actor=actor, events=expired)
+                events_append(actor=SYSTEM, events=expired)  # not the caller's change: no key claimed
             return None
         return _grant(request, now=now, expired=expired)
 

@@ -10,12 +10,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from memoryhub.api.permissions import IsHuman
-from memoryhub.api.serializers import StrictSerializer, validated
+from memoryhub.api.schema import RESOURCE_PATTERN, errors
+from memoryhub.api.serializers import CheckedText, StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid, NotFound
 
 from . import services
-from .models import LockMode
+from .models import HOLDER_TOKEN_RE, LockMode
 from .selectors import hold_get, hold_to_dict, holds_list, lease_get, lease_to_dict, leases_active, lock_contention
 
 
@@ -24,30 +25,47 @@ class LockInput(StrictSerializer):
     one (see LockListView.post)."""
 
     resources = serializers.ListField(
-        child=serializers.CharField(max_length=600), min_length=1, max_length=services.MAX_RESOURCES
+        child=CheckedText(RESOURCE_PATTERN, max_length=600),
+        min_length=1,
+        max_length=services.MAX_RESOURCES,
     )
     mode = serializers.ChoiceField(choices=LockMode.choices, default=LockMode.EXCLUSIVE)
     ttl_seconds = serializers.IntegerField(min_value=1, max_value=services.MAX_TTL_SECONDS)
     wait_seconds = serializers.FloatField(min_value=0, max_value=settings.MEMORYHUB_MAX_LOCK_WAIT_SECONDS, default=0)
-    holder_token = serializers.CharField(
+    holder_token = serializers.RegexField(
+        HOLDER_TOKEN_RE,
         required=False,
-        min_length=16,
-        max_length=128,
+        allow_null=True,
         help_text="To re-enter a lease you hold: the holder_token its acquisition returned. Without it, "
         "a lease of your agent's on these resources is a contender's (409 lock_held, or wait).",
     )
 
 
+def _holder_proof() -> serializers.RegexField:
+    return serializers.RegexField(
+        HOLDER_TOKEN_RE,
+        required=False,
+        trim_whitespace=False,
+        help_text="The holder_token the lease's acquisition returned: only the process holding the lease "
+        "may extend or release it (403 without it, for a lease granted with one).",
+    )
+
+
 class HeartbeatInput(StrictSerializer):
     ttl_seconds = serializers.IntegerField(min_value=1, max_value=services.MAX_TTL_SECONDS, required=False)
+    holder_token = _holder_proof()
 
 
 class ReasonInput(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
+class ReleaseInput(ReasonInput):
+    holder_token = _holder_proof()
+
+
 class HoldInput(StrictSerializer):
-    resource = serializers.CharField(max_length=600)
+    resource = CheckedText(RESOURCE_PATTERN, max_length=600)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
@@ -71,6 +89,22 @@ class LeaseOutput(serializers.Serializer):
     )
 
 
+class HoldOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    resource = serializers.CharField()
+    placed_by = serializers.CharField()
+    reason = serializers.CharField()
+    placed_at = serializers.DateTimeField()
+    lifted_at = serializers.DateTimeField(allow_null=True)
+    lifted_by = serializers.CharField()
+    active = serializers.BooleanField()
+    seq = serializers.IntegerField(required=False, help_text="Seq of the event a write produced.")
+
+
+class HoldPageOutput(serializers.Serializer):
+    results = HoldOutput(many=True)
+
+
 def _lock_fields(request) -> dict:
     """The body's fields, for `services.lock_request` to validate (a JSON object of LockInput's
     fields, the required ones present)."""
@@ -88,11 +122,18 @@ def _lock_fields(request) -> dict:
     return data
 
 
-def _reason_body(request) -> dict:
-    """ReasonInput's result; an empty body (the usual release) needs no serializer."""
-    if type(request.data) is dict and not request.data:
-        return {"reason": ""}
-    return validated(ReasonInput, request)
+def _release_body(request) -> dict:
+    """ReleaseInput's result. The usual bodies (the client's `{"reason": "", "holder_token": ...}`, a
+    human's empty one) are read without building a serializer, which costs more than the rest of the
+    view."""
+    data = request.data
+    if type(data) is dict and data.keys() <= {"reason", "holder_token"} and data.get("reason", "") == "":
+        token = data.get("holder_token", "")
+        if token == "":
+            return {"reason": ""}
+        if type(token) is str and HOLDER_TOKEN_RE.match(token):
+            return {"reason": "", "holder_token": token}
+    return validated(ReleaseInput, request)
 
 
 class LockListView(HubView):
@@ -111,7 +152,7 @@ class LockListView(HubView):
             leases_active(actor=self.actor, resource=params.get("resource") or None, agent=params.get("agent") or None)
         )
 
-    @extend_schema(request=LockInput, responses={201: LeaseOutput})
+    @extend_schema(request=LockInput, responses={201: LeaseOutput, **errors(423)})
     def post(self, request):
         # With or without an Idempotency-Key: the attempts each in a transaction of their own, the
         # wait between them (services.lock_acquire); the grant's transaction records the key.
@@ -143,10 +184,12 @@ class LockDetailView(HubView):
             raise NotFound(f"no lease {lease_id}")
         return Response(lease_to_dict(lease))
 
-    @extend_schema(request=ReasonInput, responses=LeaseOutput)
+    @extend_schema(request=ReleaseInput, responses={200: LeaseOutput})
     def delete(self, request, lease_id):
-        data = _reason_body(request)
-        release = services.lock_release(actor=self.actor, lease_id=lease_id, reason=data["reason"])
+        data = _release_body(request)
+        release = services.lock_release(
+            actor=self.actor, lease_id=lease_id, reason=data["reason"], holder_token=data.get("holder_token")
+        )
         return Response({**lease_to_dict(release.lease), "released": release.released, "seq": release.seq})
 
 
@@ -154,7 +197,12 @@ class LockHeartbeatView(HubView):
     @extend_schema(request=HeartbeatInput, responses=LeaseOutput)
     def post(self, request, lease_id):
         data = validated(HeartbeatInput, request)
-        lease = services.lock_heartbeat(actor=self.actor, lease_id=lease_id, ttl_seconds=data.get("ttl_seconds"))
+        lease = services.lock_heartbeat(
+            actor=self.actor,
+            lease_id=lease_id,
+            ttl_seconds=data.get("ttl_seconds"),
+            holder_token=data.get("holder_token"),
+        )
         # A heartbeat is liveness, not a state change: no event, so no seq.
         return Response({**lease_to_dict(lease), "seq": None})
 
@@ -176,9 +224,10 @@ class HoldListView(_HumansWrite, HubView):
             OpenApiParameter("active", bool, description="only holds in place (default true)"),
             OpenApiParameter("resource", str, description="holds covering this resource"),
         ],
+        responses=HoldPageOutput,
     )
     def get(self, request):
-        active = request.query_params.get("active", "true").lower()
+        active = (request.query_params.get("active") or "true").lower()
         if active not in ("true", "false", "1", "0"):
             raise Invalid("active must be true or false", active=["not a boolean"])
         return Response(
@@ -191,7 +240,7 @@ class HoldListView(_HumansWrite, HubView):
             }
         )
 
-    @extend_schema(request=HoldInput)
+    @extend_schema(request=HoldInput, responses={201: HoldOutput})
     def post(self, request):
         data = validated(HoldInput, request)
         hold, seq = services.hold_place(actor=self.actor, resource=data["resource"], reason=data["reason"])
@@ -199,13 +248,14 @@ class HoldListView(_HumansWrite, HubView):
 
 
 class HoldDetailView(_HumansWrite, HubView):
+    @extend_schema(responses=HoldOutput)
     def get(self, request, hold_id):
         hold = hold_get(actor=self.actor, hold_id=hold_id)
         if hold is None:
             raise NotFound(f"no hold {hold_id}")
         return Response(hold_to_dict(hold))
 
-    @extend_schema(request=ReasonInput)
+    @extend_schema(request=ReasonInput, responses={200: HoldOutput})
     def delete(self, request, hold_id):
         data = validated(ReasonInput, request)
         hold, seq = services.hold_lift(actor=self.actor, hold_id=hold_id, reason=data["reason"])

@@ -1,5 +1,15 @@
+import hashlib
+import re
+
 from django.db import models
 from django.db.models import Q
+
+HOLDER_TOKEN_RE = re.compile(r"\A[A-Za-z0-9_-]{16,128}\Z")  # \Z: `$` lets a final newline through
+
+
+def holder_digest(token: str) -> str:
+    """What a lease keeps of its holder token (Lease.holder_digest)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class LockMode(models.TextChoices):

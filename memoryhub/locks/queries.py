@@ -137,17 +137,19 @@ def lease_insert(lease: Lease, *, waited_ms: int | None) -> int:
     return lease_id
 
 
-def lease_end_last_level(*, agent_id: str, lease_id: int, now: datetime) -> Lease | None:
-    """Compare-and-set: end the lease if `agent_id` holds it, it is live and this is its last level;
+def lease_end_last_level(*, agent_id: str, digest: str, lease_id: int, now: datetime) -> Lease | None:
+    """Compare-and-set: end the lease if `agent_id` holds it with the holder token whose digest is
+    `digest`, it is live and this is its last level;
     free its resources and wake their waiters. Returns the lease as written (`RETURNING`, no
     read-back), or None for every other case (not the holder, lapsed, already released, re-entered),
     which the caller sorts out under the row lock."""
     end = (
         "UPDATE locks_lease SET depth = 0, released_at = %s, release_reason = 'released'"
-        " WHERE id = %s AND agent_id = %s AND depth = 1 AND released_at IS NULL AND expires_at > %s"
+        " WHERE id = %s AND agent_id = %s AND holder_digest = %s AND depth = 1 AND released_at IS NULL"
+        " AND expires_at > %s"
         f" RETURNING {_LEASE_COLUMNS}"
     )
-    params = [now, lease_id, agent_id, now]
+    params = [now, lease_id, agent_id, digest, now]
     if connection.vendor == "postgresql":
         # One round trip for the three: a data-modifying CTE runs whether or not the outer query reads
         # it, and the NOTIFY is evaluated only for a lease actually ended (sent at commit, as always).

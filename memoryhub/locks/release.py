@@ -4,6 +4,7 @@ or the sweeper); the kill switch releases all of an agent's."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from memoryhub.events.services import NewEvent, events_append
 
 from . import queries
 from .events import lease_event, lease_state
-from .models import MAX_TTL_SECONDS, Lease, LeaseResource, LockResource
+from .models import MAX_TTL_SECONDS, Lease, LeaseResource, LockResource, holder_digest
 from .selectors import iso, lease_visible
 from .waiting import announce_release
 
@@ -70,10 +71,18 @@ def _lapsed(lease: Lease, now: datetime) -> LeaseExpired:
     )
 
 
-def _holders_live_lease(*, actor: Actor, lease_id: int, doing: str) -> Lease | LeaseExpired:
+def proof_digest(holder_token: str | None) -> str:
+    """What a release or heartbeat proves: the digest of the holder token it sent, or '' for none
+    (which matches only a lease granted before holder tokens, whose digest is '')."""
+    return holder_digest(holder_token) if holder_token else ""
+
+
+def _holders_live_lease(*, actor: Actor, lease_id: int, holder_token: str | None, doing: str) -> Lease | LeaseExpired:
     """The caller's lease, row-locked, if it is live; the refusal if it has lapsed or was released. A
     lapsed one is expired here (it was free to take from the moment it lapsed): the caller commits
-    that record, then raises the refusal."""
+    that record, then raises the refusal. The holder is the process its acquisition answered, proven
+    by the holder token: several processes may run as one agent, and the agent id alone would let
+    one release or keep alive another's lease."""
     lease = Lease.objects.select_for_update().filter(id=lease_id).first()
     if lease is None or not lease_visible(actor, lease):
         # Someone else's lease on names the caller may not read is, to it, no lease at all: the same
@@ -81,18 +90,26 @@ def _holders_live_lease(*, actor: Actor, lease_id: int, doing: str) -> Lease | L
         raise NotFound(f"no lease {lease_id}")
     if not (actor.is_agent and lease.agent_id == actor.id):
         raise Forbidden(f"lease {lease_id} is held by {lease.agent_id}; only its holder {doing}")
+    if not hmac.compare_digest(lease.holder_digest, proof_digest(holder_token)):
+        raise Forbidden(
+            f"lease {lease_id} is held by another process of {lease.agent_id}; only its holder {doing}:"
+            " send the holder_token its acquisition returned",
+            holder_token=["missing" if not holder_token else "not this lease's holder token"],
+        )
     now = timezone.now()
     if lease.released_at is None and lease.expires_at <= now:
         events_append(actor=SYSTEM, events=[lease_expire(lease, now, set())])
     return _lapsed(lease, now) if lease.released_at is not None else lease
 
 
-def lock_heartbeat(*, actor: Actor, lease_id: int, ttl_seconds: int | None = None) -> Lease:
+def lock_heartbeat(
+    *, actor: Actor, lease_id: int, ttl_seconds: int | None = None, holder_token: str | None = None
+) -> Lease:
     """Extend the holder's lease to now + ttl. Not an event: heartbeats are liveness, not changes."""
     if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
         raise Invalid(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}", ttl_seconds=["out of range"])
     with transaction.atomic():
-        lease = _holders_live_lease(actor=actor, lease_id=lease_id, doing="may extend it")
+        lease = _holders_live_lease(actor=actor, lease_id=lease_id, holder_token=holder_token, doing="may extend it")
         if isinstance(lease, Lease):
             now = timezone.now()
             lease.expires_at = now + timedelta(seconds=ttl_seconds or lease.ttl_seconds)
@@ -117,18 +134,21 @@ def _released_event(actor: Actor, lease: Lease, reason: str) -> NewEvent:
     )
 
 
-def lock_release(*, actor: Actor, lease_id: int, reason: str = "") -> Release:
-    """The holder releases one level of its lease (`lock.released` when the last goes). Humans
-    force-release instead; other agents may not touch it."""
+def lock_release(*, actor: Actor, lease_id: int, reason: str = "", holder_token: str | None = None) -> Release:
+    """The holder (proven by its holder token) releases one level of its lease (`lock.released` when
+    the last goes). Humans force-release instead; other agents, and other processes of its agent, may
+    not touch it."""
     if actor.is_human:
         return lock_force_release(actor=actor, lease_id=lease_id, reason=reason)
     with transaction.atomic():
         # The common case, one statement: the holder lets go of a live, single-level lease.
         found: Lease | LeaseExpired | None = queries.lease_end_last_level(
-            agent_id=actor.id, lease_id=lease_id, now=timezone.now()
+            agent_id=actor.id, digest=proof_digest(holder_token), lease_id=lease_id, now=timezone.now()
         )
         if found is None:  # not the holder, lapsed, already released or re-entered: sort it out
-            found = _holders_live_lease(actor=actor, lease_id=lease_id, doing="or a human may release it")
+            found = _holders_live_lease(
+                actor=actor, lease_id=lease_id, holder_token=holder_token, doing="or a human may release it"
+            )
             if isinstance(found, Lease):
                 found.depth -= 1
                 if found.depth > 0:

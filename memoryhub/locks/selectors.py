@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Model, QuerySet
 from django.utils import timezone
 
 from memoryhub.actors import Actor
@@ -92,16 +92,30 @@ def leases_active(
         leases = leases.filter(agent_id=agent)
         waits = waits.filter(agent_id=agent)
     visible = _visible_to(actor)
+    shown_leases = _first_kept(leases, limit, lambda lease: visible(lease.resources, lease.agent_id))
+    shown_waits = _first_kept(
+        waits,
+        limit,
+        lambda wait: (not resource or resource in wait.resources) and visible(wait.resources, wait.agent_id),
+    )
     return {
-        "results": [
-            lease_to_dict(lease, now=now) for lease in leases[:limit] if visible(lease.resources, lease.agent_id)
-        ],
-        "waiting": [
-            wait_to_dict(wait)
-            for wait in waits[:limit]
-            if (not resource or resource in wait.resources) and visible(wait.resources, wait.agent_id)
-        ],
+        "results": [lease_to_dict(lease, now=now) for lease in shown_leases],
+        "waiting": [wait_to_dict(wait) for wait in shown_waits],
     }
+
+
+def _first_kept[Row: Model](rows: QuerySet[Row], limit: int, keep: Callable[[Row], bool]) -> list[Row]:
+    """The first `limit` of the ordered `rows` that `keep` admits, read a page at a time: a caller who
+    may see few of them still gets a full page (visibility is per lock name, decided in Python)."""
+    kept: list[Row] = []
+    start = 0
+    while len(kept) < limit:
+        page = list(rows[start : start + limit])
+        kept += [row for row in page if keep(row)]
+        if len(page) < limit:
+            break
+        start += limit
+    return kept[:limit]
 
 
 def lease_visible(actor: Actor, lease: Lease) -> bool:
@@ -121,7 +135,7 @@ def lock_contention(*, actor: Actor, limit: int = 100) -> list[dict[str, Any]]:
         (F("denied_count") + F("waited_count")).desc(), F("acquired_count").desc(), "name"
     )
     visible = _visible_to(actor)
-    results = [row for row in rows[: limit * 2] if visible([row.name])][:limit]
+    results = _first_kept(rows, limit, lambda row: visible([row.name]))
     names = [row.name for row in results]
     holding: dict[str, int] = {}
     for name in LeaseResource.objects.filter(resource__in=names, active=True, lease__expires_at__gt=now).values_list(

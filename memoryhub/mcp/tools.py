@@ -33,11 +33,11 @@ from memoryhub.context import Caller
 from memoryhub.errors import AgentSuspended, HubError, Invalid, Unauthenticated
 from memoryhub.events.selectors import events_visible, last_seq
 from memoryhub.locks import services as locks
-from memoryhub.locks.api import HeartbeatInput, LockInput, ReasonInput
+from memoryhub.locks.api import HeartbeatInput, LockInput, ReleaseInput
 from memoryhub.locks.selectors import lease_to_dict
 from memoryhub.memories import selectors as memory_selectors
 from memoryhub.memories import services as memories
-from memoryhub.memories.api import MemoryDeleteInput, MemoryPatchInput, MemoryPutInput
+from memoryhub.memories.api import MemoryDeleteInput, MemoryPatchInput, MemoryPutInput, VerifyInput
 from memoryhub.memories.selectors import memory_to_dict
 from memoryhub.search.selectors import memories_search
 from memoryhub.tasks import services as tasks
@@ -52,7 +52,7 @@ INSTRUCTIONS = """memoryhub is the shared memory and coordination layer of a tea
   version fails with version_conflict and the current state, so no one else's change is lost.
 - Before acting on a customer or shared resource, call activity: if proceed is false, defer.
 - Hold a lock (lock) around writes to locked namespaces, pass its fencing_token, heartbeat it while
-  you work (lock_heartbeat) and release it after.
+  you work (lock_heartbeat) and release it after, both with the holder_token lock returned.
 - Claim work with claim and finish it with complete (or fail); a claim expires if you stop.
 - A field owned by another role cannot be changed by you: send that role a 'handoff' entry instead."""
 
@@ -136,8 +136,9 @@ async def call(ctx: Context, operation: Callable[[Actor], Any], key: str = "resu
 
 
 def _written(result) -> dict[str, Any]:
-    body = {**memory_to_dict(result.memory), "seq": result.event.seq}
-    if result.memory.deleted_at is not None:
+    # As REST answers: a writer that may not read the namespace gets no content.
+    body = {**memory_to_dict(result.memory, readable=result.readable), "seq": result.event.seq}
+    if result.memory.deleted_at is not None and result.readable:
         body["content"] = None
     return body
 
@@ -149,9 +150,15 @@ def build_server() -> MCPServer:
 
     @server.tool()
     async def memory_get(
-        ctx: Context, namespace: str, key: str, version: int | None = None, as_of: str | None = None
+        ctx: Context,
+        namespace: str,
+        key: str,
+        version: int | None = None,
+        as_of: str | None = None,
+        include_invalid: bool = False,
     ) -> CallToolResult:
-        """Read a memory: content, version, who updated it and why. version or as_of (ISO time): the past."""
+        """Read a memory: content, version, who updated it and why, and whether it is stale. version
+        or as_of (ISO time): the past. include_invalid: also a superseded, expired-validity or archived one."""
 
         def get(actor: Actor):
             when = None
@@ -161,7 +168,14 @@ def build_server() -> MCPServer:
                 when = parse_datetime(as_of)
                 if when is None or when.tzinfo is None:
                     raise Invalid("as_of must be an ISO 8601 time with a timezone", as_of=["not a time"])
-            return memory_selectors.memory_get(actor=actor, namespace=namespace, key=key, version=version, as_of=when)
+            return memory_selectors.memory_get(
+                actor=actor,
+                namespace=namespace,
+                key=key,
+                version=version,
+                as_of=when,
+                include_invalid=include_invalid,
+            )
 
         return await call(ctx, get)
 
@@ -177,15 +191,22 @@ def build_server() -> MCPServer:
         kind: str | None = None,
         ttl_seconds: int | None = None,
         fencing_token: int | None = None,
+        supersedes: list[dict[str, str]] | None = None,
+        valid_until: str | None = None,
     ) -> CallToolResult:
         """Write a memory's whole content. To change an existing memory pass the version you read (a
         stale one fails with version_conflict and the current state). create_only: only if absent.
-        Locked namespaces need the fencing_token of your lock on memory:<namespace>/<key>."""
+        Locked namespaces need the fencing_token of your lock on memory:<namespace>/<key>.
+        supersedes: [{namespace, key}] of facts this one replaces (kept, out of default reads);
+        valid_until: ISO time the fact stops holding."""
 
         def put(actor: Actor):
-            data = validated(
-                MemoryPutInput, {"content": content, "reason": reason, "kind": kind, "ttl_seconds": ttl_seconds}
-            )
+            fields: dict[str, Any] = {"content": content, "reason": reason, "kind": kind, "ttl_seconds": ttl_seconds}
+            if supersedes is not None:
+                fields["supersedes"] = supersedes
+            if valid_until is not None:
+                fields["valid_until"] = valid_until
+            data = validated(MemoryPutInput, fields)
             return _written(
                 memories.memory_put(
                     actor=actor,
@@ -195,6 +216,8 @@ def build_server() -> MCPServer:
                     kind=data.get("kind"),
                     ttl_seconds=data.get("ttl_seconds"),
                     reason=data["reason"],
+                    valid_until=data.get("valid_until"),
+                    supersedes=[(ref["namespace"], ref["key"]) for ref in data.get("supersedes", [])],
                     if_match=version,
                     if_none_match=create_only,
                     fencing_token=fencing_token,
@@ -202,6 +225,17 @@ def build_server() -> MCPServer:
             )
 
         return await call(ctx, put)
+
+    @server.tool()
+    async def memory_verify(ctx: Context, namespace: str, key: str, reason: str = "") -> CallToolResult:
+        """Re-confirm a memory as still true after checking it (a stale one is fresh again): no new
+        version, an event naming you."""
+
+        def verify(actor: Actor):
+            data = validated(VerifyInput, {"reason": reason})
+            return _written(memories.memory_verify(actor=actor, namespace=namespace, key=key, reason=data["reason"]))
+
+        return await call(ctx, verify)
 
     @server.tool()
     async def memory_patch(
@@ -404,24 +438,25 @@ def build_server() -> MCPServer:
         return await call(ctx, locked)
 
     @server.tool()
-    async def lock_heartbeat(ctx: Context, lease_id: int, ttl_seconds: int | None = None) -> CallToolResult:
-        """Extend a lease you hold to now + ttl_seconds (its own ttl by default)."""
+    async def lock_heartbeat(
+        ctx: Context, lease_id: int, holder_token: str, ttl_seconds: int | None = None
+    ) -> CallToolResult:
+        """Extend a lease you hold to now + ttl_seconds (its own ttl by default); holder_token is the
+        one lock returned."""
 
         def beat(actor: Actor):
-            data = validated(HeartbeatInput, {"ttl_seconds": ttl_seconds})
-            return lease_to_dict(
-                locks.lock_heartbeat(actor=actor, lease_id=lease_id, ttl_seconds=data.get("ttl_seconds"))
-            )
+            data = validated(HeartbeatInput, {"ttl_seconds": ttl_seconds, "holder_token": holder_token})
+            return lease_to_dict(locks.lock_heartbeat(actor=actor, lease_id=lease_id, **data))
 
         return await call(ctx, beat)
 
     @server.tool()
-    async def release(ctx: Context, lease_id: int, reason: str = "") -> CallToolResult:
-        """Release a lock you hold."""
+    async def release(ctx: Context, lease_id: int, holder_token: str, reason: str = "") -> CallToolResult:
+        """Release a lock you hold; holder_token is the one lock returned."""
 
         def released(actor: Actor):
-            data = validated(ReasonInput, {"reason": reason})
-            result = locks.lock_release(actor=actor, lease_id=lease_id, reason=data["reason"])
+            data = validated(ReleaseInput, {"reason": reason, "holder_token": holder_token})
+            result = locks.lock_release(actor=actor, lease_id=lease_id, **data)
             return {**lease_to_dict(result.lease), "released": result.released, "seq": result.seq}
 
         return await call(ctx, released)

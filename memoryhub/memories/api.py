@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from memoryhub.api.headers import parse_fencing_token, parse_if_none_match, parse_version_header
 from memoryhub.api.params import BIGINT_MAX, INT_MAX, int_param, parse_int, string_param, time_param
-from memoryhub.api.serializers import StrictSerializer, validated
+from memoryhub.api.schema import KEY_PATTERN, NAMESPACE_PATTERN, errors, integer, no_content, text
+from memoryhub.api.serializers import CheckedText, JSONObjectField, StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid
 from memoryhub.events.selectors import events_with_key
@@ -27,12 +29,19 @@ from .selectors import (
 
 
 class MemoryRef(StrictSerializer):
-    namespace = serializers.CharField(max_length=255)
-    key = serializers.CharField(max_length=255)
+    namespace = CheckedText(NAMESPACE_PATTERN, max_length=255)
+    key = CheckedText(KEY_PATTERN, max_length=255)
 
 
 class MemoryPutInput(StrictSerializer):
-    content = serializers.JSONField()
+    """Working memory expires: with ttl_seconds, or (only under task:<id>) with its task."""
+
+    schema_rules = {
+        "if": {"properties": {"kind": {"const": "working"}}, "required": ["kind"]},
+        "then": {"required": ["ttl_seconds"], "properties": {"ttl_seconds": {"type": "integer"}}},
+    }
+
+    content = JSONObjectField()
     valid_until = serializers.DateTimeField(
         required=False, allow_null=True, help_text="The fact stops holding then (future, with a timezone)."
     )
@@ -45,20 +54,10 @@ class MemoryPutInput(StrictSerializer):
     )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
-    def validate_content(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
-
 
 class MemoryPatchInput(StrictSerializer):
-    content = serializers.JSONField(help_text="A JSON merge patch (RFC 7396) of the content.")
+    content = JSONObjectField(help_text="A JSON merge patch (RFC 7396) of the content.")
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
-
-    def validate_content(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("A merge patch of an object must be a JSON object.")
-        return value
 
 
 class MemoryDeleteInput(StrictSerializer):
@@ -100,12 +99,26 @@ class MemoryOutput(serializers.Serializer):
     seq = serializers.IntegerField(required=False, help_text="Seq of the event this write produced.")
 
 
+# A write to a memory: a lock or a hold in the way, a stale fencing token, another version.
+CONDITIONAL_WRITE_ERRORS = errors(409, 412, 423, 428)
+
+# As memoryhub/api/headers.py parses them (empty = absent). A version has at most 9 digits here: a
+# 10-digit one may pass the column's range (a 400).
 WRITE_HEADERS = [
-    OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='"<version>" the write is based on'),
-    OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, description="* = create only if absent"),
-    OpenApiParameter("X-Fencing-Token", int, OpenApiParameter.HEADER, description="for locked namespaces"),
-    OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER),
+    OpenApiParameter(
+        "If-Match",
+        text(r'^((W/)?"[0-9]{1,9}"|[0-9]{1,9})?$'),
+        OpenApiParameter.HEADER,
+        description='"<version>" the write is based on',
+    ),
+    OpenApiParameter(
+        "X-Fencing-Token", text(r"^[0-9]{0,18}$"), OpenApiParameter.HEADER, description="for locked namespaces"
+    ),
+    OpenApiParameter("Idempotency-Key", text(max_length=255), OpenApiParameter.HEADER),
 ]
+CREATE_HEADER = OpenApiParameter(
+    "If-None-Match", str, OpenApiParameter.HEADER, enum=["*"], description="* = create only if absent"
+)
 
 
 def include_invalid(params) -> bool:
@@ -154,8 +167,8 @@ class VersionOutput(serializers.Serializer):
     at = serializers.DateTimeField()
     actor = serializers.DictField()
     reason = serializers.CharField()
-    content = serializers.JSONField(allow_null=True)
-    diff = serializers.JSONField(allow_null=True)
+    content = serializers.JSONField(allow_null=True, required=False, help_text="absent for a verification")
+    diff = serializers.JSONField(allow_null=True, required=False, help_text="absent for a verification")
 
 
 class HistoryOutput(serializers.Serializer):
@@ -173,11 +186,22 @@ class MemoryListView(HubView):
             OpenApiParameter("kind", str),
             OpenApiParameter("q", str, description="text in the key or content"),
             OpenApiParameter("updated_by", str),
-            OpenApiParameter("task", int, description="a task's working memories (namespace task:<id> and below)"),
-            OpenApiParameter("include", str, description="invalid = also superseded, past-validity and archived"),
-            OpenApiParameter("limit", int, description=f"at most {MAX_PAGE} (larger values are clamped)"),
-            OpenApiParameter("cursor", str, description="`next` of the previous page"),
-            OpenApiParameter("offset", int, description=f"deprecated, at most {MAX_OFFSET}: use `cursor`"),
+            OpenApiParameter(
+                "task", integer(0, BIGINT_MAX), description="a task's working memories (namespace task:<id> and below)"
+            ),
+            OpenApiParameter(
+                "include", str, enum=["invalid"], description="invalid = also superseded, past-validity and archived"
+            ),
+            OpenApiParameter(
+                "limit", integer(-BIGINT_MAX, BIGINT_MAX), description=f"at most {MAX_PAGE} (others are clamped)"
+            ),
+            OpenApiParameter("cursor", text(max_length=2000), description="`next` of the previous page"),
+            OpenApiParameter(
+                "offset",
+                integer(-BIGINT_MAX, MAX_OFFSET),
+                description=f"deprecated, at most {MAX_OFFSET}: use `cursor`",
+                deprecated=True,
+            ),
         ],
         responses=MemoryPageOutput,
     )
@@ -204,15 +228,17 @@ class MemoryListView(HubView):
 class MemoryDetailView(_WriteView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("version", int),
-            OpenApiParameter("as_of", str, description="ISO 8601 time"),
-            OpenApiParameter("include", str, description="invalid = also superseded, past-validity or archived"),
+            OpenApiParameter("version", integer(0, INT_MAX)),
+            OpenApiParameter("as_of", OpenApiTypes.DATETIME, description="ISO 8601 time with a timezone"),
+            OpenApiParameter(
+                "include", str, enum=["invalid"], description="invalid = also superseded, past-validity or archived"
+            ),
         ],
-        responses=MemoryOutput,
+        responses={200: MemoryOutput, 304: no_content("If-None-Match holds the current version's ETag")},
     )
     def get(self, request, namespace, key):
-        version = request.query_params.get("version")
-        as_of = request.query_params.get("as_of")
+        version = request.query_params.get("version") or None
+        as_of = request.query_params.get("as_of") or None
         memory = memory_get(
             actor=self.actor,
             namespace=namespace,
@@ -226,7 +252,11 @@ class MemoryDetailView(_WriteView):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(memory, headers={"ETag": etag})
 
-    @extend_schema(request=MemoryPutInput, responses={200: MemoryOutput, 201: MemoryOutput}, parameters=WRITE_HEADERS)
+    @extend_schema(
+        request=MemoryPutInput,
+        responses={200: MemoryOutput, 201: MemoryOutput, **CONDITIONAL_WRITE_ERRORS},
+        parameters=[*WRITE_HEADERS, CREATE_HEADER],
+    )
     def put(self, request, namespace, key):
         data = validated(MemoryPutInput, request)
         result = services.memory_put(
@@ -246,7 +276,9 @@ class MemoryDetailView(_WriteView):
         created = result.event.type == "memory.created"
         return _written(result, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(request=MemoryPatchInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
+    @extend_schema(
+        request=MemoryPatchInput, responses={200: MemoryOutput, **CONDITIONAL_WRITE_ERRORS}, parameters=WRITE_HEADERS
+    )
     def patch(self, request, namespace, key):
         data = validated(MemoryPatchInput, request)
         return _written(
@@ -261,9 +293,11 @@ class MemoryDetailView(_WriteView):
             )
         )
 
-    @extend_schema(request=MemoryDeleteInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
+    @extend_schema(
+        request=MemoryDeleteInput, responses={200: MemoryOutput, **CONDITIONAL_WRITE_ERRORS}, parameters=WRITE_HEADERS
+    )
     def delete(self, request, namespace, key):
-        data = validated(MemoryDeleteInput, request) if request.data else {"reason": ""}
+        data = validated(MemoryDeleteInput, request)
         return _written(
             services.memory_delete(
                 actor=self.actor,
@@ -279,8 +313,8 @@ class MemoryDetailView(_WriteView):
 class MemoryHistoryView(HubView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("limit", int, description=f"versions per page, at most {MAX_HISTORY_PAGE}"),
-            OpenApiParameter("cursor", str, description="`next` of the previous page"),
+            OpenApiParameter("limit", integer(1, MAX_HISTORY_PAGE), description="versions per page"),
+            OpenApiParameter("cursor", text(max_length=2000), description="`next` of the previous page"),
         ],
         responses=HistoryOutput,
     )
@@ -297,7 +331,9 @@ class MemoryHistoryView(HubView):
 
 
 class MemoryRevertView(_WriteView):
-    @extend_schema(request=RevertInput, responses=MemoryOutput, parameters=WRITE_HEADERS)
+    @extend_schema(
+        request=RevertInput, responses={200: MemoryOutput, **CONDITIONAL_WRITE_ERRORS}, parameters=WRITE_HEADERS
+    )
     def post(self, request, namespace, key):
         data = validated(RevertInput, request)
         return _written(
@@ -314,8 +350,8 @@ class MemoryRevertView(_WriteView):
 
 
 class MemoryVerifyView(HubView):
-    @extend_schema(request=VerifyInput, responses=MemoryOutput)
+    @extend_schema(request=VerifyInput, responses={200: MemoryOutput, **errors(423)})
     def post(self, request, namespace, key):
         """Re-confirm the memory as still true: verified_at/verified_by move, no new version."""
-        data = validated(VerifyInput, request) if request.data else {"reason": ""}
+        data = validated(VerifyInput, request)
         return _written(services.memory_verify(actor=self.actor, namespace=namespace, key=key, reason=data["reason"]))

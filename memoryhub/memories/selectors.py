@@ -14,9 +14,10 @@ from memoryhub import cursors, times
 from memoryhub.actors import Actor
 from memoryhub.errors import Invalid, NotFound
 from memoryhub.events.models import Event
+from memoryhub.tallies import selectors as tallies
 from memoryhub.times import iso
 from policies.decide import NamespaceRule, PolicySet, decide_read, namespace_rule
-from policies.readable import glob_q, readable_q
+from policies.readable import glob_q, governed_q, readable_q
 from policies.selectors import policies_for
 
 from .content import check_glob, check_names, diff
@@ -332,7 +333,9 @@ def memories_list(
 def memory_written(*, actor: Actor, namespace: str, key: str, key_events: list[Event]) -> dict[str, Any] | None:
     """A write's answer rebuilt from the log: the memory as the last of `key_events` (the events of
     one request, see events_with_key) left it, with that event's seq; None when they hold no write of
-    this memory. What a repeat of a write whose answer was lost gets (memoryhub/api/idempotency.py)."""
+    this memory. What a repeat of a write whose answer was lost gets (memoryhub/api/idempotency.py).
+    What the write set is the event's (version, writer, time, content, and the verification every
+    write is); what it did not (kind, expiry, validity, supersession) is the row's as it is now."""
     resource = f"{namespace}/{key}"
     written = [event for event in key_events if event.resource == resource and event.type in MEMORY_EVENT_TYPES]
     memory = fetch_memory(namespace, key) if written else None
@@ -345,6 +348,8 @@ def memory_written(*, actor: Actor, namespace: str, key: str, key_events: list[E
         "version": event.version,
         "updated_by": event.actor_label,
         "updated_at": iso(event.at),
+        "verified_at": iso(event.at),
+        "verified_by": event.actor_label,
         "seq": event.seq,
         "created": event.type == "memory.created",
     }
@@ -358,36 +363,39 @@ def stale_memories(*, policies: PolicySet, now: datetime, limit: int = 500, unan
     """Live, valid semantic memories past their namespace's stale_after_seconds, oldest verified first.
     With `unannounced`: only those not announced stale in the current period (the sweeper's work)."""
     found: list[Memory] = []
-    rules = Rules(policies)
     for rule in policies.namespaces:
         period = stale_after(rule)
         if period is None:
             continue
+        # A namespace under a more specific policy follows that one: left out before the limit.
         queryset = _live(Memory.objects.filter(kind=MemoryKind.SEMANTIC)).filter(
-            glob_q(rule.pattern, vendor=connection.vendor), verified_at__lte=now - period
+            governed_q(policies, rule, vendor=connection.vendor), verified_at__lte=now - period
         )
         if unannounced:
             queryset = queryset.filter(Q(stale_announced_at=None) | Q(stale_announced_at__lte=now - period))
-        # A namespace under a more specific policy follows that one.
-        found += [m for m in queryset.order_by("verified_at", "id")[:limit] if rules(m.namespace) == rule]
+        found += queryset.order_by("verified_at", "id")[:limit]
     return sorted(found, key=lambda m: (m.verified_at or m.updated_at, m.id))[:limit]
 
 
 def stale_counts(*, policies: PolicySet, now: datetime) -> dict[str, int]:
     """How many stale semantic memories each namespace holds (for /metrics)."""
     counts: dict[str, int] = {}
-    rules = Rules(policies)
     for rule in policies.namespaces:
         period = stale_after(rule)
         if period is None:
             continue
         rows = (
             _live(Memory.objects.filter(kind=MemoryKind.SEMANTIC))
-            .filter(glob_q(rule.pattern, vendor=connection.vendor), verified_at__lte=now - period)
+            .filter(governed_q(policies, rule, vendor=connection.vendor), verified_at__lte=now - period)
             .values("namespace")
             .annotate(n=Count("id"))
         )
-        for row in rows:
-            if rules(row["namespace"]) == rule:
-                counts[row["namespace"]] = row["n"]
+        counts.update((row["namespace"], row["n"]) for row in rows)
     return counts
+
+
+def memories_live() -> int:
+    """How many memories are not deleted: the trigger-kept tally where there is one, else a count."""
+    if tallies.kept():
+        return tallies.tally("memories.live")
+    return Memory.objects.filter(deleted_at=None).count()

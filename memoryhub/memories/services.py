@@ -291,7 +291,8 @@ def _write_in_transaction(
     mode = decision.write_mode
     if mode == "optimistic" and live_memory is not None and if_match is None and op != "revert":
         raise PreconditionRequired(current_version=live_memory.version)
-    if mode == "locked" and not actor.is_human:
+    # Humans and the system (a summary, written create-only) outrank the lock; agents need its token.
+    if mode == "locked" and actor.is_agent:
         _check_fencing(actor=actor, memory=memory, resource=resource, token=fencing_token)
 
     before = live_memory.content if live_memory is not None else None
@@ -441,7 +442,7 @@ def memory_verify(*, actor: Actor, namespace: str, key: str, reason: str = "") -
         raise Forbidden(decision.reason, **decision.details())
     resource = f"{namespace}/{key}"
     if actor.is_agent and (hold := hold_covering(actor=actor, resources=[resource])):
-        raise Held(f"{hold.resource} is held by {hold.placed_by}: {hold.reason}".rstrip(": "), hold=hold.resource)
+        raise held(actor=actor, hold=hold, asked=[resource])
     with transaction.atomic():
         memory = _live(fetch_memory(namespace, key, for_update=True))
         now = times.now()
@@ -632,9 +633,14 @@ def episodic_prune(*, now=None, limit: int = 500) -> int:
     )
 
 
-def _writer_roles(rule) -> list[str]:
-    """The roles a policy names as writers: `*` and `self` name no one to tell."""
-    return [role for role in (rule.writers if rule else ()) if role not in ("*", "self")]
+def _writer_roles(policies, rule, namespace: str) -> list[str]:
+    """The roles a policy names as writers that may read `namespace` (a write-only role must not
+    learn what is in it): `*` and `self` name no one to tell."""
+    return [
+        role
+        for role in (rule.writers if rule else ())
+        if role not in ("*", "self") and decide_read(policies, Actor(kind="agent", id="", role=role), namespace).allowed
+    ]
 
 
 def stale_announce(*, now: datetime | None = None, limit: int = 500) -> int:
@@ -671,7 +677,7 @@ def stale_announce(*, now: datetime | None = None, limit: int = 500) -> int:
                 "verified_by": memory.verified_by,
                 "stale_since": iso(stale_since(memory, rule)),
             }
-            roles = _writer_roles(rule)
+            roles = _writer_roles(policies, rule, memory.namespace)
             event_append(
                 actor=SYSTEM,
                 type="memory.stale",

@@ -7,12 +7,34 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from memoryhub.api.params import int_param
+from memoryhub.api.schema import NAMESPACE_GLOB_PATTERN, NOT_BLANK_PATTERN, integer, json_query, text
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid
+from memoryhub.memories.models import MemoryKind
 
-from .selectors import MAX_LIMIT, MODES, memories_search
+from .selectors import FILTER_OPERATORS, MAX_FILTER_FIELDS, MAX_LIMIT, MAX_Q_CHARS, MODES, memories_search
 
 MAX_FILTER_CHARS = 4096
+
+# The filter as memoryhub.search.selectors._filter_conditions reads it.
+_ORDERED = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+_EQUAL = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
+FILTER = {
+    "type": "object",
+    "maxProperties": MAX_FILTER_FIELDS,
+    "propertyNames": {"pattern": r"^(?!.*__)[A-Za-z_][A-Za-z0-9_.@-]{0,99}$"},
+    "additionalProperties": {
+        "anyOf": [
+            _EQUAL,
+            {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {op: _EQUAL if op in ("$eq", "$ne") else _ORDERED for op in FILTER_OPERATORS},
+            },
+        ]
+    },
+}
 
 
 class SearchResultOutput(serializers.Serializer):
@@ -63,18 +85,27 @@ def _parse_fresh(raw: str | None) -> bool:
 class SearchView(HubView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("q", str, required=True, description="the text to search for"),
-            OpenApiParameter("mode", str, enum=list(MODES), description="hybrid (default), lexical or semantic"),
-            OpenApiParameter("namespace", str, many=True, description="a namespace or glob (repeatable)"),
-            OpenApiParameter("kind", str),
-            OpenApiParameter("updated_by", str),
             OpenApiParameter(
+                "q",
+                text(NOT_BLANK_PATTERN, max_length=MAX_Q_CHARS),
+                required=True,
+                description="the text to search for",
+            ),
+            OpenApiParameter("mode", str, enum=list(MODES), description="hybrid (default), lexical or semantic"),
+            OpenApiParameter(
+                "namespace",
+                {"type": "array", "items": text(NAMESPACE_GLOB_PATTERN, max_length=255)},
+                description="a namespace or glob (repeatable)",
+            ),
+            OpenApiParameter("kind", str, enum=MemoryKind.values),
+            OpenApiParameter("updated_by", str),
+            json_query(
                 "filter",
-                str,
+                FILTER,
                 description='JSON object on top-level content fields: {"status": "open", "n": {"$gt": 3}} '
                 "($eq $ne $gt $gte $lt $lte)",
             ),
-            OpenApiParameter("limit", int, description=f"1..{MAX_LIMIT}, default 10"),
+            OpenApiParameter("limit", integer(1, MAX_LIMIT), description="default 10"),
             OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
             OpenApiParameter("fresh", bool, description="true = leave stale semantic memories out"),
         ],
@@ -86,7 +117,7 @@ class SearchView(HubView):
             actor=self.actor,
             q=params.get("q", ""),
             mode=params.get("mode") or "hybrid",
-            namespaces=params.getlist("namespace") or None,
+            namespaces=[namespace for namespace in params.getlist("namespace") if namespace] or None,
             kind=params.get("kind") or None,
             updated_by=params.get("updated_by") or None,
             filter=_parse_filter(params.get("filter")),

@@ -401,7 +401,8 @@ def _fts5_query(terms: list[str]) -> str:
 # BM25's saturating term frequency (k1 = 1.2, b = 0.75) against a fixed 64-word reference length
 # instead of the corpus average (the key's matches count twice). PostgreSQL's ts_rank_cd is likewise
 # per document.
-_SQLITE_HITS = "(length(highlight(search_fts, {column}, '\ue000', '')) - length(coalesce(f.{name}, '')))"
+# (A column with no words is NULL, and so is its highlight: coalesced, or the score would be NULL.)
+_SQLITE_HITS = "(length(coalesce(highlight(search_fts, {column}, '\ue000', ''), '')) - length(coalesce(f.{name}, '')))"
 _SQLITE_WORDS = "(length(coalesce(f.body, '')) - length(replace(coalesce(f.body, ''), ' ', '')) + 1)"
 _SQLITE_SCORE = f"(2 * {_SQLITE_HITS.format(column=0, name='key')} + {_SQLITE_HITS.format(column=1, name='body')})"
 

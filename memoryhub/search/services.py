@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from memoryhub.memories.models import Memory
+from memoryhub.tallies import selectors as tallies
 
 from . import schema
 from .embedders import Embedder, Unavailable, current_embedder, memory_text
@@ -178,4 +179,4 @@ def embedder_reconciled(name: str) -> bool:
 
 def embedding_backlog() -> int:
     """Memory versions not embedded yet (what /readyz and /metrics report)."""
-    return Pending.objects.count()
+    return tallies.tally("search.pending") if tallies.kept() else Pending.objects.count()

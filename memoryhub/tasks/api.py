@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from memoryhub.api.params import int_param, string_param
 from memoryhub.api.permissions import IsHuman
-from memoryhub.api.serializers import AnyJSONField, StrictSerializer, validated
+from memoryhub.api.schema import ROLE_PATTERN, integer, no_content, text
+from memoryhub.api.serializers import AnyJSONField, CheckedText, StrictSerializer, validated
 from memoryhub.api.views import HubView
 from memoryhub.errors import Invalid, NotFound
 
@@ -21,7 +22,7 @@ from .selectors import MAX_OFFSET, task_get, task_to_dict, tasks_list
 
 
 class TaskCreateInput(StrictSerializer):
-    role = serializers.CharField(max_length=100)
+    role = CheckedText(ROLE_PATTERN, max_length=100)
     kind = serializers.CharField(max_length=100)
     payload = AnyJSONField(required=False, allow_null=True, default=dict)
     max_attempts = serializers.IntegerField(min_value=1, max_value=services.MAX_ATTEMPTS_LIMIT, default=3)
@@ -30,7 +31,7 @@ class TaskCreateInput(StrictSerializer):
 
 
 class TaskClaimInput(StrictSerializer):
-    role = serializers.CharField(max_length=100, required=False)
+    role = CheckedText(ROLE_PATTERN, max_length=100, required=False)
     kinds = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=services.MAX_KINDS
     )
@@ -54,6 +55,45 @@ class TaskFailInput(StrictSerializer):
 
 class ReasonInput(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class TaskOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    role = serializers.CharField()
+    kind = serializers.CharField()
+    payload = AnyJSONField(allow_null=True)
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    priority = serializers.IntegerField()
+    attempts = serializers.IntegerField()
+    max_attempts = serializers.IntegerField()
+    claimed_by = serializers.CharField(allow_null=True)
+    claimed_at = serializers.DateTimeField(allow_null=True)
+    claim_expires_at = serializers.DateTimeField(allow_null=True)
+    result = AnyJSONField(allow_null=True)
+    error = serializers.CharField()
+    created_by = serializers.CharField()
+    idempotency_key = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    completed_by = serializers.CharField()
+
+
+class TaskWrittenOutput(TaskOutput):
+    seq = serializers.IntegerField(
+        allow_null=True, help_text="Seq of the event this write produced; null for a heartbeat."
+    )
+    created = serializers.BooleanField(
+        required=False, help_text="POST tasks/: false when idempotency_key found the task"
+    )
+    replayed = serializers.BooleanField(required=False, help_text="complete: true when it was already completed so")
+
+
+class TaskPageOutput(serializers.Serializer):
+    results = TaskOutput(many=True)
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True, help_text="cursor of the next page; null on the last")
 
 
 # What a DRF CharField would change or refuse: surrounding whitespace (trimmed), NUL and lone surrogates.
@@ -107,10 +147,11 @@ class TaskListView(HubView):
             OpenApiParameter("status", str, enum=TaskStatus.values),
             OpenApiParameter("role", str),
             OpenApiParameter("kind", str),
-            OpenApiParameter("limit", int, description="at most 500"),
-            OpenApiParameter("cursor", str, description="`next` of the previous page"),
-            OpenApiParameter("offset", int, description=f"deprecated, at most {MAX_OFFSET}: use `cursor`"),
+            OpenApiParameter("limit", integer(1, 500)),
+            OpenApiParameter("cursor", text(max_length=2000), description="`next` of the previous page"),
+            OpenApiParameter("offset", integer(0, MAX_OFFSET), description="deprecated: use `cursor`", deprecated=True),
         ],
+        responses=TaskPageOutput,
     )
     def get(self, request):
         params = request.query_params
@@ -130,7 +171,13 @@ class TaskListView(HubView):
         )
         return Response({"results": results, "limit": limit, "offset": offset, "next": following})
 
-    @extend_schema(request=TaskCreateInput)
+    @extend_schema(
+        request=TaskCreateInput,
+        responses={
+            201: TaskWrittenOutput,
+            200: OpenApiResponse(TaskWrittenOutput, description="idempotency_key's task"),
+        },
+    )
     def post(self, request):
         data = validated(TaskCreateInput, request)
         result = services.task_create(actor=self.actor, **data)
@@ -140,7 +187,7 @@ class TaskListView(HubView):
 
 
 class TaskClaimView(HubView):
-    @extend_schema(request=TaskClaimInput)
+    @extend_schema(request=TaskClaimInput, responses={200: TaskWrittenOutput, 204: no_content("nothing to claim")})
     def post(self, request):
         data = _claim_body(request)
         result = services.task_claim(actor=self.actor, **data)
@@ -150,6 +197,7 @@ class TaskClaimView(HubView):
 
 
 class TaskDetailView(HubView):
+    @extend_schema(responses=TaskOutput)
     def get(self, request, task_id):
         task = task_get(actor=self.actor, task_id=task_id)
         if task is None:
@@ -158,7 +206,7 @@ class TaskDetailView(HubView):
 
 
 class TaskHeartbeatView(HubView):
-    @extend_schema(request=TaskHeartbeatInput)
+    @extend_schema(request=TaskHeartbeatInput, responses=TaskWrittenOutput)
     def post(self, request, task_id):
         data = validated(TaskHeartbeatInput, request)
         task = services.task_heartbeat(actor=self.actor, task_id=task_id, ttl_seconds=data.get("ttl_seconds"))
@@ -167,7 +215,7 @@ class TaskHeartbeatView(HubView):
 
 
 class TaskCompleteView(HubView):
-    @extend_schema(request=TaskCompleteInput)
+    @extend_schema(request=TaskCompleteInput, responses=TaskWrittenOutput)
     def post(self, request, task_id):
         data = _complete_body(request)
         result = services.task_complete(actor=self.actor, task_id=task_id, result=data["result"])
@@ -175,7 +223,7 @@ class TaskCompleteView(HubView):
 
 
 class TaskFailView(HubView):
-    @extend_schema(request=TaskFailInput)
+    @extend_schema(request=TaskFailInput, responses=TaskWrittenOutput)
     def post(self, request, task_id):
         data = validated(TaskFailInput, request)
         return _answer(services.task_fail(actor=self.actor, task_id=task_id, **data))
@@ -184,7 +232,7 @@ class TaskFailView(HubView):
 class TaskRequeueView(HubView):
     permission_classes = [IsHuman]
 
-    @extend_schema(request=ReasonInput)
+    @extend_schema(request=ReasonInput, responses=TaskWrittenOutput)
     def post(self, request, task_id):
         data = validated(ReasonInput, request)
         return _answer(services.task_requeue(actor=self.actor, task_id=task_id, reason=data["reason"]))
@@ -193,7 +241,7 @@ class TaskRequeueView(HubView):
 class TaskCancelView(HubView):
     permission_classes = [IsHuman]
 
-    @extend_schema(request=ReasonInput)
+    @extend_schema(request=ReasonInput, responses=TaskWrittenOutput)
     def post(self, request, task_id):
         data = validated(ReasonInput, request)
         return _answer(services.task_cancel(actor=self.actor, task_id=task_id, reason=data["reason"]))

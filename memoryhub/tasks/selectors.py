@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from memoryhub import cursors
 from memoryhub.actors import Actor
 from memoryhub.events.models import Event
+from memoryhub.tallies import selectors as tallies
 from memoryhub.times import iso
 
-from .models import Task
+from .models import Task, TaskStatus
 
 
 def task_visible(actor: Actor, task: Task) -> bool:
@@ -92,3 +93,13 @@ def tasks_list(
         offset=offset,
     )
     return [task_to_dict(task) for task in rows], following
+
+
+def tasks_by_status() -> dict[str, int]:
+    """How many tasks are in each status (every status, 0 for none): the trigger-kept tallies where
+    there are some, else a count."""
+    if tallies.kept():
+        counts = tallies.tallies("tasks")
+    else:
+        counts = dict(Task.objects.values_list("status").annotate(n=Count("id")).order_by())
+    return {status: counts.get(status, 0) for status in TaskStatus.values}

@@ -166,6 +166,25 @@ def test_the_key_is_recorded_in_the_change_s_transaction_and_the_answer_after(ag
     assert (record.token, record.status_code) == (claim.token, None)
 
 
+def test_a_request_s_later_transactions_find_its_own_claim_and_a_repeat_s_are_refused(agent):
+    """A request that makes several transactions (each appending events) claims the key once; a
+    repeat's change under the key is refused (KeyTaken) and leaves nothing."""
+    claim, caller = _first_request_committed_without_answer(
+        agent, "k", "PUT", "/api/v1/memories/scratch:notes/a/", {"content": {"a": 1}}
+    )
+    memory_put(actor=caller, namespace="scratch:notes", key="a", content={"a": 1})
+    memory_put(actor=caller, namespace="scratch:notes", key="b", content={"b": 1})
+    assert IdempotencyRecord.objects.get().token == claim.token
+    assert Event.objects.filter(idempotency_key="k").count() == 2
+    _repeat, repeat = _first_request_committed_without_answer(
+        agent, "k", "PUT", "/api/v1/memories/scratch:notes/a/", {"content": {"a": 1}}
+    )
+    with pytest.raises(idempotency.KeyTaken):
+        memory_put(actor=repeat, namespace="scratch:notes", key="c", content={"c": 1})
+    assert not Memory.objects.filter(key="c").exists()
+    assert Event.objects.filter(idempotency_key="k").count() == 2
+
+
 def test_a_retry_after_a_crash_between_commit_and_storing_the_answer_replays(agent, settings):
     settings.MEMORYHUB_IDEMPOTENCY_WAIT_MS = 20
     _claim, caller = _first_request_committed_without_answer(
@@ -185,6 +204,25 @@ def test_a_retry_after_a_crash_between_commit_and_storing_the_answer_replays(age
     assert put(agent.client, "n", {"a": 1}, "k").json() == body
     # ... and another body under the key is still refused.
     assert put(agent.client, "n", {"a": 2}, "k").status_code == 422
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_of_a_committed_conditional_write_replays_and_records_no_refusal(transactional_db, agent, settings):
+    # The retry's If-Match is stale now (its own first attempt moved the version on): the key must
+    # answer before the precondition, or the log gains a conflict.rejected nobody caused. Outside a
+    # test transaction: on PostgreSQL a refusal is recorded in autocommit.
+    settings.MEMORYHUB_IDEMPOTENCY_WAIT_MS = 20
+    assert put(agent.client, "n", {"a": 1}, "before").status_code == 201
+    _claim, caller = _first_request_committed_without_answer(
+        agent, "k", "PUT", "/api/v1/memories/scratch:notes/n/", {"content": {"a": 2}}
+    )
+    written = memory_put(actor=caller, namespace="scratch:notes", key="n", content={"a": 2}, if_match=1)
+
+    retry = put(agent.client, "n", {"a": 2}, "k", HTTP_IF_MATCH='"1"')
+    assert retry.status_code == 200 and retry["Idempotent-Replayed"] == "true"
+    assert (retry.json()["seq"], retry.json()["version"]) == (written.event.seq, 2)
+    assert not Event.objects.filter(type="conflict.rejected").exists()
+    assert Memory.objects.get().version == 2
 
 
 def test_a_repeat_whose_first_answer_is_lost_and_cannot_be_rebuilt_is_a_clear_409(agent, make_agent, settings):

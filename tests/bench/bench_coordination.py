@@ -33,7 +33,7 @@ def lock_cycle(s) -> None:
         {"resources": [f"bench:res-{s.index}"], "mode": "exclusive", "ttl_seconds": 30},
         ok=(201,),
     ).json()
-    s.request("release", "DELETE", f"/api/v1/locks/{lease['id']}/")
+    s.request("release", "DELETE", f"/api/v1/locks/{lease['id']}/", {"holder_token": lease["holder_token"]})
 
 
 def task_cycle(s) -> int | None:

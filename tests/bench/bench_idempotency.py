@@ -60,7 +60,7 @@ def context_send(s) -> None:
 def lock_cycle(s) -> None:
     body = {"resources": [f"bench:res-{s.index}"], "mode": "exclusive", "ttl_seconds": 30}
     lease = s.request("acquire", "POST", "/api/v1/locks/", body, ok=(201,)).json()
-    s.request("release", "DELETE", f"/api/v1/locks/{lease['id']}/")
+    s.request("release", "DELETE", f"/api/v1/locks/{lease['id']}/", {"holder_token": lease["holder_token"]})
 
 
 def task_cycle(s) -> None:

@@ -205,11 +205,11 @@ def bulk_load_entries(total: int) -> float:
         )
         cursor.execute(
             """
-            INSERT INTO contexts_receipt (entry_id, agent_id, read_at, acked_at, ack_note, entry_expired)
+            INSERT INTO contexts_receipt (entry_id, agent_id, read_at, acked_at, ack_note, entry_expired, requires_ack)
             SELECT e.id, a.id,
                 CASE WHEN (e.id - %(top)s) %% 2 = 0 THEN e.created_at END,
                 CASE WHEN (e.id - %(top)s) %% 2 = 0 THEN e.created_at END,
-                '', false
+                '', false, e.requires_ack
             FROM contexts_contextentry e JOIN agents_agent a ON a.role = e.to_role
             WHERE e.id > %(top)s
             """,

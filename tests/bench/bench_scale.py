@@ -44,6 +44,7 @@ RUNS = 7
 LAYOUT = "gunicorn-sync2"
 HOT_NAMESPACE, HOT_KEY = "hot:0", "doc"
 TARGET_RATIO, TARGET_P50_MS, TARGET_PAGE_BYTES = 2.0, 50.0, 200_000
+EXPORT_SECONDS = 600  # gunicorn's workers cut it at 30 s; daphne has no limit
 POLICIES = {
     "namespaces": [
         {"pattern": "*", "readers": ["everything"], "writers": ["everything"]},
@@ -180,19 +181,26 @@ def build(config: BenchConfig, shape: Shape, tree: Path) -> dict[str, Any]:
         db.execute("SET maintenance_work_mem = '256MB'")
         db.execute("SET synchronous_commit = off")
         p["seq0"] = db.execute("SELECT last FROM events_eventsequence").fetchone()[0]
+        # Receipts carry their entry's requires_ack since contexts 0003 (a base tree may be older).
+        copied_ack = db.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'contexts_receipt' AND column_name = 'requires_ack'"
+        ).fetchone()
         # One memory in each namespace slot; the hot memory at the end has `versions` versions.
         _bulk(
             db,
             "memories_memory",
             "INSERT INTO memories_memory (namespace, key, kind, content, version, size_bytes, created_by,"
-            " updated_by, created_at, updated_at, expires_at, deleted_at, reason, fencing_token)"
+            " updated_by, created_at, updated_at, expires_at, deleted_at, reason, fencing_token, superseded_by,"
+            " verified_by, verified_at)"
             " SELECT 'ns:' || lpad((i / %(per)s)::text, 4, '0'), 'k' || lpad((i %% %(per)s)::text, 3, '0'),"
             " 'semantic', jsonb_build_object('n', i, 'text', 'note number ' || i || ' about topic ' || (i %% 97)),"
             " 1, 60, 'reader-all-0', 'reader-all-0', now() - interval '30 days', now() - interval '30 days',"
-            " NULL::timestamptz, NULL::timestamptz, '', 0 FROM generate_series(0, %(memories)s - 1) AS i"
+            " NULL::timestamptz, NULL::timestamptz, '', 0, '', 'reader-all-0', now() - interval '30 days'"
+            " FROM generate_series(0, %(memories)s - 1) AS i"
             " UNION ALL SELECT %(hot_ns)s, %(hot_key)s, 'semantic', jsonb_build_object('v', %(versions)s,"
             " 'text', repeat('x', 150)), %(versions)s, 170, 'reader-all-0', 'reader-all-0',"
-            " now() - interval '90 days', now() - interval '1 hour', NULL, NULL, '', 0",
+            " now() - interval '90 days', now() - interval '1 hour', NULL, NULL, '', 0, '', 'reader-all-0',"
+            " now() - interval '1 hour'",
             p,
         )
         # Events over the last 90 days; every `step`-th one is a version of the hot memory.
@@ -237,10 +245,12 @@ def build(config: BenchConfig, shape: Shape, tree: Path) -> dict[str, Any]:
         _bulk(
             db,
             "contexts_receipt",
-            "INSERT INTO contexts_receipt (entry_id, agent_id, read_at, acked_at, ack_note, entry_expired)"
-            " SELECT e.id, a.id, CASE WHEN e.id > m.top * 0.98 THEN NULL ELSE e.created_at END,"
+            "INSERT INTO contexts_receipt (entry_id, agent_id, read_at, acked_at, ack_note, entry_expired"
+            + (", requires_ack)" if copied_ack else ")")
+            + " SELECT e.id, a.id, CASE WHEN e.id > m.top * 0.98 THEN NULL ELSE e.created_at END,"
             " CASE WHEN e.id > m.top * 0.98 THEN NULL ELSE e.created_at END, '', false"
-            " FROM contexts_contextentry e CROSS JOIN (SELECT max(id) AS top FROM contexts_contextentry) m"
+            + (", e.requires_ack" if copied_ack else "")
+            + " FROM contexts_contextentry e CROSS JOIN (SELECT max(id) AS top FROM contexts_contextentry) m"
             " JOIN agents_agent a ON a.id = e.to_agent_id OR (e.to_role = 'crew' AND a.role = 'crew')",
             p,
         )
@@ -255,6 +265,10 @@ def build(config: BenchConfig, shape: Shape, tree: Path) -> dict[str, Any]:
             " FROM generate_series(1, %(tasks)s) AS i",
             p,
         )
+        if db.execute("SELECT to_regclass('tallies_tally')").fetchone()[0]:
+            from memoryhub.tallies.services import tallies_recount
+
+            tallies_recount()  # the loads ran with the triggers that keep the tallies disabled
         db.execute("CREATE TABLE bench_scale_meta (document text)")
         meta = {
             "shape": shape.__dict__,
@@ -340,33 +354,35 @@ def _get(base: str, path: str, headers: dict[str, str], timeout: float = 120) ->
 
 
 def _export(base: str, meta: dict[str, Any], lines: int) -> dict[str, Any]:
-    """The JSONL export of every event: time to the first `lines` lines and in all (up to 120 s), and
-    whether the stream says it is complete."""
+    """The JSONL export of every event: time to the first `lines` lines and in all (up to
+    EXPORT_SECONDS), and whether the stream says it is complete. Read in large chunks, so the reader
+    takes little of the CPU the server streams with."""
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     started = time.perf_counter()
     first = None
     count = 0
-    last = b""
+    tail = b""
     status = 599
     try:
         conn.request("GET", "/events/export.jsonl", headers=_headers(meta, "staff"))
         response = conn.getresponse()
         status = response.status
-        deadline = started + 120
+        deadline = started + EXPORT_SECONDS
         while time.perf_counter() < deadline:
-            line = response.readline()
-            if not line:
+            chunk = response.read1(1 << 20)
+            if not chunk:
                 break
-            count += 1
-            last = line
-            if count == lines:
+            count += chunk.count(b"\n")
+            tail = (tail + chunk)[-4096:]
+            if first is None and count >= lines:
                 first = (time.perf_counter() - started) * 1000
     except (OSError, http.client.HTTPException):
         pass
     finally:
         conn.close()
     total = (time.perf_counter() - started) * 1000
+    last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
     complete = b'"complete": true' in last or b'"complete":true' in last
     return {"status": status, "lines": count, "first_ms": first, "total_ms": total, "complete": complete}
 
@@ -402,6 +418,11 @@ def _measure_tree(config: BenchConfig, tree: Path, label: str, metas: dict[str, 
         config.warm_token = warm
         with server(LAYOUT, config, extra_env=extra, tree=tree) as base:
             measured[shape.name] = measure(base, metas[shape.name], url)
+        # Production routes exports to daphne (README): no worker timeout there.
+        with server("daphne", config, extra_env=extra, tree=tree) as base:
+            export = _export(base, metas[shape.name], 10_000)
+        measured[shape.name]["export on daphne"] = export
+        print(f"    export.jsonl on daphne: {export}", flush=True)
     return measured
 
 
@@ -444,6 +465,7 @@ def _print_table(results: dict[str, dict[str, Any]], names: list[str]) -> None:
     for label in labels:
         for size in ("small", "large"):
             print(f"export.jsonl, {label}, {size}: {results[label][size]['export']}")
+            print(f"export.jsonl on daphne, {label}, {size}: {results[label][size]['export on daphne']}")
 
 
 def run(config: BenchConfig) -> list[Row]:

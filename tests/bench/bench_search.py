@@ -232,10 +232,12 @@ def run(config: BenchConfig) -> list[Row]:
     import subprocess
     import sys
 
-    from tests.search.pgvector_server import pgvector_server
+    from tests.search.pgvector_server import pgvector_server, vector_unusable
     from tests.servers import free_port
 
     with pgvector_server(free_port()) as url:
+        if unusable := vector_unusable(url):
+            raise SystemExit(unusable)
         env = {**os.environ, "MEMORYHUB_BENCH_DATABASE_URL": url.rsplit("/", 1)[0] + "/mhbench_search_pgvector"}
         options = ["--duration", str(config.duration), "--warmup", str(config.warmup), "--rounds", str(config.rounds)]
         if config.quick:

@@ -106,13 +106,17 @@ def main(argv: list[str] | None = None) -> None:
     json_type = "application/json"
     state: dict[str, Any] = {"floor_version": 1}
 
-    def memory_put_call():
+    def keyed() -> dict[str, str]:
+        """The header memoryhub.client sends with every write: a fresh key per request."""
+        return {"Idempotency-Key": f"census-{time.perf_counter_ns()}"}
+
+    def memory_put_call(keys: bool = False):
         current = hub.get("/api/v1/memories/bench:keys/k0/").json()["version"]
         return hub.put(
             "/api/v1/memories/bench:keys/k0/",
             {"content": {"n": current}},
             content_type=json_type,
-            headers={"If-Match": f'"{current}"'},
+            headers={"If-Match": f'"{current}"'} | (keyed() if keys else {}),
         )
 
     def floor_put_call():
@@ -132,7 +136,9 @@ def main(argv: list[str] | None = None) -> None:
             content_type=json_type,
         ).json()
         state["lease"] = lease["id"]
-        return work.delete(f"/api/v1/locks/{lease['id']}/")
+        return work.delete(
+            f"/api/v1/locks/{lease['id']}/", {"holder_token": lease["holder_token"]}, content_type=json_type
+        )
 
     def lock_acquire():
         response = work.post(
@@ -140,7 +146,11 @@ def main(argv: list[str] | None = None) -> None:
             {"resources": ["census:res2"], "mode": "exclusive", "ttl_seconds": 30},
             content_type=json_type,
         )
-        work.delete(f"/api/v1/locks/{response.json()['id']}/")
+        work.delete(
+            f"/api/v1/locks/{response.json()['id']}/",
+            {"holder_token": response.json()["holder_token"]},
+            content_type=json_type,
+        )
         return response
 
     def task_claim():
@@ -152,11 +162,12 @@ def main(argv: list[str] | None = None) -> None:
         task_claim()
         return work.post(f"/api/v1/tasks/{state['task']}/complete/", {"result": {"ok": True}}, content_type=json_type)
 
-    def inbox_send():
+    def inbox_send(keys: bool = False):
         return other.post(
             "/api/v1/contexts/",
             {"to_role": bench_memories.ROLE, "context_type": "note", "content": {"n": 1}},
             content_type=json_type,
+            headers=keyed() if keys else {},
         )
 
     def inbox_ack():
@@ -187,11 +198,13 @@ def main(argv: list[str] | None = None) -> None:
         ("memory GET", lambda: hub.get("/api/v1/memories/bench:keys/k0/"), 1),
         ("floor versioned PUT", floor_put_call, 1),
         ("memory GET + PUT If-Match", memory_put_call, 2),
+        ("memory GET + PUT, keyed", lambda: memory_put_call(keys=True), 2),
         ("lock POST (acquire) + DELETE", lock_acquire, 2),
         ("lock acquire + release cycle", lock_cycle, 2),
         ("task claim", task_claim, 1),
         ("task claim + complete", task_complete, 2),
         ("inbox send", inbox_send, 1),
+        ("inbox send, keyed", lambda: inbox_send(keys=True), 1),
         ("inbox fetch (unread)", lambda: hub.get("/api/v1/inbox/?state=unread&limit=100"), 1),
         ("inbox send + bulk ack", inbox_ack, 2),
         ("refused: over its rate (429)", over_its_rate, 1),

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from memoryhub.client import LockHeld, StaleFencingToken
+from memoryhub.client import Forbidden, LockHeld, StaleFencingToken
 from memoryhub.locks.models import Lease as LeaseRow
 from memoryhub.locks.models import LockWait
 from memoryhub.memories.models import Memory as MemoryRow
@@ -118,6 +118,10 @@ def test_two_processes_of_one_agent_exclude_each_other(connect, hub_url):
             # A nested lock() in the holder's own thread re-enters: same lease, same fencing token.
             with first.lock(name, ttl=30) as inner:
                 assert (inner.id, inner.fencing_token, inner.reentered) == (lease.id, lease.fencing_token, True)
+            # Nor can the second process release or extend the first one's lease by its id.
+            for twin_call in (lambda: second.release(lease.id), lambda: second.heartbeat_lock(lease.id, ttl=60)):
+                with pytest.raises(Forbidden):
+                    twin_call()
             assert LeaseRow.objects.get(id=lease.id).is_active
         other.join(timeout=30)
         assert entered and entered[0].fencing_token > lease.fencing_token and not entered[0].reentered

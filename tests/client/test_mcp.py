@@ -24,6 +24,7 @@ TOOLS = {
     "ack",
     "memory_get",
     "memory_put",
+    "memory_verify",
     "memory_update",
     "memory_history",
     "memory_search",
@@ -100,6 +101,33 @@ def test_memory_tools_put_get_update_history_and_conflicts(hub_url, tokens):
     assert MemoryRow.objects.get(namespace="code:review", key="pr-1").version == 2
 
 
+def test_memory_tools_supersede_verify_and_read_invalid_facts(hub_url, tokens):
+    async def scenario(tool, client):
+        r = {}
+        await tool("memory_put", namespace="code:review", key="style-v1", content={"tabs": True}, kind="semantic")
+        r["put"] = await tool(
+            "memory_put",
+            namespace="code:review",
+            key="style-v2",
+            content={"tabs": False},
+            supersedes=[{"namespace": "code:review", "key": "style-v1"}],
+            valid_until="2999-01-01T00:00:00Z",
+        )
+        r["gone"] = await tool("memory_get", namespace="code:review", key="style-v1")
+        r["kept"] = await tool("memory_get", namespace="code:review", key="style-v1", include_invalid=True)
+        r["verify"] = await tool("memory_verify", namespace="code:review", key="style-v2", reason="still true")
+        r["bad_ref"] = await tool("memory_put", namespace="code:review", key="x", content={}, supersedes=[{"ns": "a"}])
+        return r
+
+    r = in_process(hub_url, tokens("docs-1", "docs"), scenario)
+    assert not r["put"][0] and r["put"][1]["valid_until"] == "2999-01-01T00:00:00Z"
+    assert r["gone"][0] and r["gone"][1]["error"]["code"] == "not_found"
+    assert r["kept"][1]["superseded_by"] == "code:review/style-v2"
+    assert not r["verify"][0] and (r["verify"][1]["version"], r["verify"][1]["verified_by"]) == (1, "docs-1")
+    assert r["bad_ref"][0] and r["bad_ref"][1]["error"]["code"] == "invalid"
+    assert not MemoryRow.objects.filter(namespace="code:review", key="x").exists()
+
+
 def test_inbox_send_ack_and_activity_tools(hub_url, tokens):
     support, sales = tokens("support-1", "support"), tokens("sales-1", "sales")
 
@@ -147,9 +175,9 @@ def test_lock_release_claim_complete_tools(hub_url, tokens):
         _, empty = await tool("claim")
         return held, empty
 
-    def as_inventory_release(lease_id):
+    def as_inventory_release(lease):
         async def scenario(tool, client):
-            return await tool("release", lease_id=lease_id)
+            return await tool("release", lease_id=lease["id"], holder_token=lease["holder_token"])
 
         return scenario
 
@@ -159,7 +187,7 @@ def test_lock_release_claim_complete_tools(hub_url, tokens):
     assert held[0] and held[1]["error"]["code"] == "lock_held"
     assert held[1]["error"]["details"]["holders"][0]["agent"] == "inventory-1"
     assert empty == {"task": None}
-    released = in_process(hub_url, inventory, as_inventory_release(lease["id"]))
+    released = in_process(hub_url, inventory, as_inventory_release(lease))
     assert not released[0] and released[1]["released"] is True
 
     with HubClient(hub_url, token=lead) as hub:

@@ -245,7 +245,9 @@ def test_force_release_from_the_locks_page(page: Page, hub, console, inventory):
         expect(page.get_by_role("status").filter(has_text="force-released")).to_be_visible()
         expect(page.locator("#locks-leases")).to_contain_text("No active leases.")
         # The holder's lease is gone: its heartbeat is refused.
-        heartbeat = client.post(f"/locks/{lease['id']}/heartbeat/", json={"ttl_seconds": 30})
+        heartbeat = client.post(
+            f"/locks/{lease['id']}/heartbeat/", json={"ttl_seconds": 30, "holder_token": lease["holder_token"]}
+        )
     assert heartbeat.status_code == 409
     event = Event.objects.filter(type="lock.force_released").latest("seq")
     assert (event.actor_kind, event.actor_id, event.reason) == ("human", "olivia", "holder crashed")

@@ -166,3 +166,30 @@ def test_export_command_writes_the_same_lines_and_resumes(staff, history):
     rest = io.StringIO()
     call_command("export_events", "--namespace", "code:*", "--after-seq", str(rows[0]["seq"]), stdout=rest)
     assert [json.loads(line).get("resource") for line in rest.getvalue().splitlines()] == ["code:review/pr-1", None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_asgi_the_export_is_sent_as_it_is_read(transactional_db, history, django_user_model, monkeypatch):
+    """On daphne (where production routes exports) the response is an async stream taken a batch at
+    a time, not a list Django reads whole before sending: every event once, then the last line."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    monkeypatch.setattr(
+        "memoryhub.dashboard.export.events_export_batches",
+        lambda query, **kw: selectors.events_export_batches(query, **{**kw, "batch": 1}),
+    )
+    user = django_user_model.objects.create_user("bob", password="pw", is_staff=True)
+
+    async def export() -> tuple[bool, list[str]]:
+        client = AsyncClient()
+        await client.aforce_login(user)
+        response = await client.get("/events/export.jsonl")
+        assert response.status_code == 200
+        return response.is_async, [chunk.decode() async for chunk in response.streaming_content]
+
+    is_async, chunks = async_to_sync(export)()
+    assert is_async
+    *rows, trailer = [json.loads(line) for line in "".join(chunks).splitlines()]
+    assert [row["seq"] for row in rows] == list(Event.objects.order_by("seq").values_list("seq", flat=True))
+    assert trailer["export"]["complete"] is True

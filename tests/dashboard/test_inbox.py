@@ -85,3 +85,21 @@ def test_ack_redirect_never_leaves_the_site(staff, support, sales):
     entry = escalate(support)
     response = staff.post(f"/inbox/{entry.id}/ack/", {"agent": "sales-1", "note": "n", "next": "https://evil.example/"})
     assert response["Location"] == "/inbox/"
+
+
+def test_the_backlog_counts_what_awaits_an_ack_and_leaves_out_lapsed_entries(staff, support, sales):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from memoryhub.dashboard.selectors import inbox_backlog
+
+    escalate(support)  # awaits sales-1's ack
+    context_send(actor=support.actor, to_role="sales", context_type="note", content={"n": 1})  # no ack wanted
+    lapsing = escalate(support, ttl_seconds=60)  # past its expiry, not swept yet
+    later = timezone.now() + timedelta(seconds=61)
+    [sales_backlog] = inbox_backlog(now=later)
+    assert (sales_backlog["unread"], sales_backlog["awaiting_ack"]) == (2, 1)
+    assert sales_backlog["oldest"] < lapsing.created_at
+    [before] = inbox_backlog()
+    assert (before["unread"], before["awaiting_ack"]) == (3, 2)

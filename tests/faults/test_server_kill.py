@@ -46,7 +46,7 @@ def test_kill_9_of_one_server_mid_load_loses_nothing_and_leaves_no_wait_open(mak
                             continue
                         with lock:
                             grants.append(lease.id)
-                        client.release(lease.id)
+                        lease.release()
                     else:
                         memory = client.update("counter:c", key, lambda c: {**c, "n": c["n"] + 1})
                         with lock:

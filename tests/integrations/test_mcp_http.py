@@ -9,8 +9,11 @@ import json
 import httpx
 import pytest
 
+from memoryhub.actors import SYSTEM
 from memoryhub.events.models import Event
 from memoryhub.memories.models import Memory as MemoryRow
+from policies.services import policies_apply
+from tests.conftest import TEST_POLICIES
 from tests.integrations.conftest import require
 
 require("mcp", "mcp")
@@ -24,6 +27,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
 TOOLS = {
     "memory_get",
     "memory_put",
+    "memory_verify",
     "memory_patch",
     "memory_delete",
     "memory_search",
@@ -126,6 +130,51 @@ def test_memory_tools_enforce_versions_ownership_and_policies_with_the_hubs_code
     assert write[1]["error"]["code"] == "forbidden"
 
 
+def test_memory_tools_supersede_verify_and_read_invalid_facts(hub_url, token):
+    async def scenario(tool, client):
+        r = {}
+        await tool("memory_put", namespace="code:review", key="style-v1", content={"tabs": True}, kind="semantic")
+        r["put"] = await tool(
+            "memory_put",
+            namespace="code:review",
+            key="style-v2",
+            content={"tabs": False},
+            supersedes=[{"namespace": "code:review", "key": "style-v1"}],
+            valid_until="2999-01-01T00:00:00Z",
+        )
+        r["gone"] = await tool("memory_get", namespace="code:review", key="style-v1")
+        r["kept"] = await tool("memory_get", namespace="code:review", key="style-v1", include_invalid=True)
+        r["verify"] = await tool("memory_verify", namespace="code:review", key="style-v2", reason="still true")
+        r["past"] = await tool(
+            "memory_put", namespace="code:review", key="x", content={}, valid_until="2000-01-01T00:00:00Z"
+        )
+        return r
+
+    r = over_http(hub_url, token("docs-1", "docs"), scenario)
+    assert not r["put"][0] and r["put"][1]["valid_until"] == "2999-01-01T00:00:00Z"
+    assert r["gone"][0] and r["gone"][1]["error"]["code"] == "not_found"
+    assert r["kept"][1]["superseded_by"] == "code:review/style-v2"
+    assert not r["verify"][0] and (r["verify"][1]["version"], r["verify"][1]["verified_by"]) == (1, "docs-1")
+    verified = Event.objects.get(seq=r["verify"][1]["seq"])
+    assert (verified.type, verified.actor_id, verified.reason) == ("memory.verified", "docs-1", "still true")
+    assert r["past"][0] and r["past"][1]["error"]["code"] == "invalid"
+
+
+def test_a_writer_that_may_not_read_gets_no_content_back_from_put_or_verify(hub_url, token):
+    drop = {"pattern": "drop:*", "readers": ["lead"], "writers": ["sales", "lead"]}  # a drop box
+    policies_apply(actor=SYSTEM, document={**TEST_POLICIES, "namespaces": [*TEST_POLICIES["namespaces"], drop]})
+
+    async def as_sales(tool, client):
+        put = await tool("memory_put", namespace="drop:box", key="note", content={"plan": "SECRET-PLAN"})
+        verified = await tool("memory_verify", namespace="drop:box", key="note")
+        return put, verified
+
+    put, verified = over_http(hub_url, token("sales-1", "sales"), as_sales)
+    for is_error, body in (put, verified):
+        assert not is_error and body["version"] == 1
+        assert "content" not in body and "reason" not in body, body
+
+
 def test_inbox_send_ack_activity_and_events(hub_url, token):
     async def as_support(tool, client):
         await tool("memory_put", namespace="customer:acme", key="profile", content={"health": "at_risk"})
@@ -166,13 +215,13 @@ def test_lock_heartbeat_release_and_the_task_cycle(hub_url, token, agent):
             content={"units": 4},
             fencing_token=lease["fencing_token"],
         )
-        beat = await tool("lock_heartbeat", lease_id=lease["id"], ttl_seconds=60)
+        beat = await tool("lock_heartbeat", lease_id=lease["id"], holder_token=lease["holder_token"], ttl_seconds=60)
         return lease, written, beat
 
     async def as_orders(tool, client):
         held = await tool("lock", resources=["memory:inventory:sku-1/count"])
         without_lock = await tool("memory_put", namespace="inventory:sku-1", key="count", content={"units": 0})
-        not_mine = await tool("release", lease_id=lease["id"])
+        not_mine = await tool("release", lease_id=lease["id"], holder_token=lease["holder_token"])
         return held, without_lock, not_mine
 
     lease, written, beat = over_http(hub_url, token("inventory-1", "inventory"), as_inventory)

@@ -43,13 +43,23 @@ def lock(persona_or_client, resources, *, mode="exclusive", ttl=30, wait=None, k
     return client.post("/api/v1/locks/", json.dumps(body), content_type="application/json", **headers)
 
 
-def release(persona_or_client, lease_id, **body):
+def _proof(lease, body: dict) -> tuple[int, dict]:
+    """A lease (the acquisition's answer) or a bare id: the answer's holder_token goes with it, as
+    the client sends it, unless the test says otherwise."""
+    if isinstance(lease, dict):
+        return lease["id"], {"holder_token": lease["holder_token"]} | body
+    return lease, body
+
+
+def release(persona_or_client, lease, **body):
     client = getattr(persona_or_client, "client", persona_or_client)
+    lease_id, body = _proof(lease, body)
     return client.delete(f"/api/v1/locks/{lease_id}/", json.dumps(body), content_type="application/json")
 
 
-def heartbeat(persona_or_client, lease_id, **body):
+def heartbeat(persona_or_client, lease, **body):
     client = getattr(persona_or_client, "client", persona_or_client)
+    lease_id, body = _proof(lease, body)
     return client.post(f"/api/v1/locks/{lease_id}/heartbeat/", json.dumps(body), content_type="application/json")
 
 

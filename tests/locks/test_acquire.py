@@ -100,10 +100,10 @@ def test_reacquiring_what_you_hold_reenters_the_same_lease(inventory, orders):
     assert lock(inventory, ["ledger"], mode="shared", holder_token=token).json()["depth"] == 3
 
     for remaining in (2, 1):
-        body = release(inventory, first["id"]).json()
+        body = release(inventory, first).json()
         assert body["released"] is False and body["depth"] == remaining
         error_of(lock(orders, ["ledger"]), 409, "lock_held")
-    assert release(inventory, first["id"]).json()["released"] is True
+    assert release(inventory, first).json()["released"] is True
     assert lock(orders, ["ledger"]).status_code == 201
 
 
@@ -112,7 +112,7 @@ def test_fencing_tokens_rise_strictly_for_each_resource(inventory, orders):
     for persona in (inventory, orders, inventory, orders):
         body = lock(persona, ["memory:inventory:sku-9/count"]).json()
         tokens.append(body["fencing_token"])
-        assert release(persona, body["id"]).status_code == 200
+        assert release(persona, body).status_code == 200
     assert tokens == sorted(tokens) and len(set(tokens)) == 4
 
 
@@ -176,6 +176,18 @@ def test_list_shows_active_leases_by_resource_and_agent(inventory, orders):
     assert [lease["id"] for lease in by_inventory] == [mine["id"]]
     assert inventory.client.get(f"/api/v1/locks/{theirs['id']}/").json()["agent"] == "orders-1"
     error_of(inventory.client.get("/api/v1/locks/999999/"), 404, "not_found")
+
+
+def test_a_page_of_leases_is_full_of_what_the_caller_may_see(inventory, make_agent):
+    # Leases it may not see come first in id order: the page must look past them, not come back short.
+    from memoryhub.locks.selectors import leases_active
+
+    support = make_agent("support-1", "support")
+    for key in ("a", "b", "c"):
+        assert lock(support, [f"memory:customer:vip:acme/{key}"]).status_code == 201
+    mine = [lock(inventory, [name]).json()["id"] for name in ("pricing", "stock")]
+    page = leases_active(actor=inventory.actor, limit=2)["results"]
+    assert [lease["id"] for lease in page] == mine
 
 
 def test_an_operator_can_lower_the_longest_lock_wait(inventory, settings):

@@ -10,7 +10,7 @@ from memoryhub.events.models import Event
 from memoryhub.locks.models import Lease, LockWait
 from memoryhub.locks.services import lock_alerts_raise
 
-from .conftest import lock
+from .conftest import lock, release
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def test_a_lease_held_past_twice_its_ttl_raises_one_alert(inventory):
 def test_a_released_or_expired_lease_raises_no_alert(inventory):
     lapsed = lock(inventory, ["pricing-table"], ttl=30).json()
     released = lock(inventory, ["ledger"], ttl=30).json()
-    inventory.client.delete(f"/api/v1/locks/{released['id']}/")
+    assert release(inventory, released).status_code == 200
     now = timezone.now()
     Lease.objects.filter(id=lapsed["id"]).update(
         acquired_at=now - timedelta(seconds=120), expires_at=now - timedelta(seconds=90)

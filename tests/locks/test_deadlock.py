@@ -36,7 +36,7 @@ def test_opposite_order_lockers_never_deadlock_and_never_overlap(policies, make_
                 inside["max"] = max(inside["max"], inside["now"])
             with guard:
                 inside["now"] -= 1
-            assert release(client, response.json()["id"]).status_code == 200
+            assert release(client, response.json()).status_code == 200
 
     assert run_threads(loop, 2) == []
     assert inside["entries"] == 2 * ITERATIONS

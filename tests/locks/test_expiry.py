@@ -54,3 +54,16 @@ def test_an_expired_lease_no_longer_appears_in_the_list(inventory):
     lapse(lease["id"])
     assert inventory.client.get("/api/v1/locks/").json()["results"] == []
     assert inventory.client.get(f"/api/v1/locks/{lease['id']}/").json()["active"] is False
+
+
+def test_a_refused_attempt_records_the_expiry_it_found_as_the_system_s_not_the_caller_s(inventory, orders, docs):
+    # The expiry is housekeeping the attempt happened upon: it must not carry the caller's
+    # Idempotency-Key (a key names the caller's own change, and here the caller changed nothing).
+    crashed = lock(inventory, ["a"]).json()
+    lock(docs, ["b"])
+    lapse(crashed["id"])
+    refused = lock(orders, ["a", "b"], key="orders-try-1")
+    assert refused.status_code == 409, refused.content
+    expired = Event.objects.get(type="lock.expired")
+    assert (expired.actor_kind, expired.idempotency_key) == ("system", "")
+    assert Lease.objects.get(id=crashed["id"]).release_reason == "expired"

@@ -78,9 +78,30 @@ def outcome(read, serializer_class, body):
     return fast, slow
 
 
-@pytest.mark.parametrize("body", [{}, {"reason": "done"}, {"reason": " done "}, {"reason": 3}, {"why": "x"}])
+TOKEN = "t0ken-of-the-holder_32-characters"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"reason": "done"},
+        {"reason": " done "},
+        {"reason": 3},
+        {"why": "x"},
+        {"reason": "", "holder_token": TOKEN},
+        {"holder_token": TOKEN},
+        {"reason": "done", "holder_token": TOKEN},
+        {"reason": "", "holder_token": None},
+        {"reason": "", "holder_token": "short"},
+        {"reason": "", "holder_token": TOKEN + "\n"},
+        {"reason": "", "holder_token": f" {TOKEN}"},
+        {"reason": "", "holder_token": 12345678901234567890},
+        {"reason": None, "holder_token": TOKEN},
+    ],
+)
 def test_a_release_body_reads_as_the_serializer_reads_it(body):
-    fast, slow = outcome(lock_api._reason_body, lock_api.ReasonInput, body)
+    fast, slow = outcome(lock_api._release_body, lock_api.ReleaseInput, body)
     assert fast == slow
 
 
@@ -89,4 +110,5 @@ def test_the_usual_bodies_need_no_serializer(monkeypatch):
         raise AssertionError("built a serializer")
 
     monkeypatch.setattr(lock_api, "validated", no_serializer)
-    lock_api._reason_body(SimpleNamespace(data={}))
+    lock_api._release_body(SimpleNamespace(data={}))
+    lock_api._release_body(SimpleNamespace(data={"reason": "", "holder_token": TOKEN}))

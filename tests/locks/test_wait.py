@@ -59,7 +59,7 @@ def test_a_waiter_is_woken_by_the_release(inventory, orders, idempotent, no_rech
     queue = orders.client.get("/api/v1/locks/?resource=pricing-table").json()["waiting"]  # its own wait
     assert [(w["agent"], w["blocked_by"]) for w in queue] == [("orders-1", [held["id"]])]
 
-    released = release(inventory, held["id"])
+    released = release(inventory, held)
     assert released.status_code == 200
     thread.join(30)
 
@@ -115,7 +115,7 @@ def test_waiting_on_a_resource_is_not_disturbed_by_releases_of_others(inventory,
     subscription = notifier.subscribe(["x"])
     try:
         subscription.clear()
-        release(inventory, other["id"])
+        release(inventory, other)
         assert subscription.wait(0.2) is False
     finally:
         notifier.unsubscribe(subscription)
@@ -193,8 +193,8 @@ def test_a_release_tells_other_processes_which_resources_it_freed(inventory, ord
         autocommit=True,
     ) as other:
         other.execute(f"LISTEN {CHANNEL}")
-        error_of(release(orders, lease["id"]), 404, "not_found")  # not its to see: nothing announced
-        assert release(inventory, lease["id"]).status_code == 200
+        error_of(release(orders, lease), 404, "not_found")  # not its to see: nothing announced
+        assert release(inventory, lease).status_code == 200
         notes = [_parse_payload(note.payload) for note in other.notifies(timeout=5, stop_after=1)]
         notes += [_parse_payload(note.payload) for note in other.notifies(timeout=0.3)]
     assert notes == [frozenset({"pricing-table", "catalog"})]

@@ -18,8 +18,10 @@ from memoryhub.actors import SYSTEM
 from memoryhub.errors import Invalid
 from memoryhub.events.models import Event
 from memoryhub.memories.models import Memory
+from memoryhub.memories.selectors import stale_counts, stale_memories
 from memoryhub.memories.services import stale_announce
 from memoryhub.times import iso
+from policies.selectors import policy_set
 from policies.services import parse_document, policies_apply
 from tests.conftest import TEST_POLICIES
 
@@ -93,6 +95,17 @@ def test_a_stale_memory_ranks_below_a_fresh_one(facts):
         assert [(m["key"], m["stale"]) for m in search(sales.client, "Lyon")] == [("new", False), ("old", True)]
 
 
+def test_a_stale_memory_is_announced_only_to_writer_roles_that_may_read_it(db, make_agent):
+    # A write-only role (a drop box) may not learn the key names and verifiers of what it cannot read.
+    drop = {**FACTS, "pattern": "drop:*", "readers": ["sales"], "writers": ["sales", "courier"]}
+    policies_apply(actor=SYSTEM, document={**TEST_POLICIES, "namespaces": [*TEST_POLICIES["namespaces"], drop]})
+    sales, _courier = make_agent("sales-1", "sales"), make_agent("courier-1", "courier")
+    put(sales, "drop:box", "parcel", {"to": "Lyon"})
+    assert stale_announce(now=verified_at("drop:box", "parcel") + timedelta(seconds=PERIOD)) == 1
+    assert list(ContextEntry.objects.filter(context_type="stale").values_list("to_role", flat=True)) == ["sales"]
+    assert Event.objects.get(type="memory.stale").after["announced_to"] == ["sales"]
+
+
 def test_a_stale_memory_is_announced_once_per_period_and_verify_clears_it(facts, human):
     sales, _ = facts
     put(sales, "facts:acme", "hq", {"city": "Lyon"})
@@ -128,6 +141,23 @@ def test_a_stale_memory_is_announced_once_per_period_and_verify_clears_it(facts,
     assert (verified.version, verified.reason) == (1, "called them")
     assert stale_announce(now=later + timedelta(seconds=PERIOD - 1)) == 0  # fresh for a new period
     assert stale_announce(now=later + timedelta(seconds=PERIOD)) == 1
+
+
+def test_stale_memories_under_a_more_specific_rule_never_fill_the_page(db, make_agent):
+    # facts:vip:* is slower to go stale: its memories, oldest verified first, must not take the
+    # rows a page of facts:* reads and leave the page empty while a stale fact waits.
+    vip = {**FACTS, "pattern": "facts:vip:*", "stale_after_seconds": 100 * PERIOD}
+    policies_apply(actor=SYSTEM, document={**TEST_POLICIES, "namespaces": [*TEST_POLICIES["namespaces"], FACTS, vip]})
+    sales = make_agent("sales-1", "sales")
+    for index in range(4):
+        put(sales, "facts:vip:acme", f"k{index}", {"n": index})
+    put(sales, "facts:acme", "hq", {"city": "Lyon"})
+    now = verified_at("facts:acme", "hq") + timedelta(seconds=PERIOD)
+    policies = policy_set()
+
+    assert [m.key for m in stale_memories(policies=policies, now=now, limit=3)] == ["hq"]
+    assert stale_counts(policies=policies, now=now) == {"facts:acme": 1}
+    assert stale_announce(now=now, limit=3) == 1
 
 
 def test_the_dashboard_lists_stale_knowledge_and_a_human_reverifies_it(facts, human):

@@ -5,6 +5,7 @@ once); without a summarizer role the built-in summary is written at once."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from memoryhub.events.models import Event
 from memoryhub.memories.models import Memory
 from memoryhub.memories.selectors import memories_list, memory_get
 from memoryhub.memories.services import memory_put
-from memoryhub.memories.summaries import SUMMARIZE_KIND, builtin_summary, episodes_summarize
+from memoryhub.memories.summaries import SUMMARIZE_KIND, builtin_summary, episodes_summarize, summary_key
 from memoryhub.tasks.models import Task, TaskStatus
 from memoryhub.tasks.services import claims_requeue_expired
 from policies.services import policies_apply
@@ -181,3 +182,118 @@ def test_a_summary_result_is_checked_and_a_replayed_completion_archives_nothing_
     assert replay.replayed
     assert Event.objects.filter(type="memory.archived").count() == 2
     assert Event.objects.filter(type="memory.summarized").count() == 1
+
+
+# --- each window on its own (review of the sweeper) ----------------------------------------------
+
+
+def old_episodes(namespace: str, count: int, *, content=None, start=None) -> list[Memory]:
+    """`count` episodes in one window three hours ago, as rows (the sweeper reads rows; the write
+    path's events are not what these tests are about, and 200+ writes would be slow)."""
+    start = start or (timezone.now() - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    rows = [
+        Memory(
+            namespace=namespace,
+            key=f"e{index:04d}",
+            kind="episodic",
+            content=content or {"n": index},
+            version=1,
+            created_by="orders-1",
+            updated_by="orders-1",
+            created_at=start,
+            updated_at=start + timedelta(seconds=index % 3000),
+            verified_at=start,
+            verified_by="orders-1",
+        )
+        for index in range(count)
+    ]
+    Memory.objects.bulk_create(rows)
+    return list(Memory.objects.filter(namespace=namespace).order_by("updated_at", "id"))
+
+
+def complete_all(scribe) -> None:
+    from memoryhub.tasks.services import task_claim, task_complete
+
+    while (claimed := task_claim(actor=scribe.actor, kinds=[SUMMARIZE_KIND])) is not None:
+        episodes = claimed.task.payload["episodes"]
+        task_complete(actor=scribe.actor, task_id=claimed.task.id, result={"summary": {"count": len(episodes)}})
+
+
+def test_a_window_of_more_than_200_episodes_is_summarized_in_parts_none_lost_none_overwritten(policies, make_agent):
+    policies_apply(actor=SYSTEM, document=POLICIES)
+    scribe = make_agent("scribe-1", "scribe")
+    episodes = old_episodes("log:orders", 450)
+
+    assert episodes_summarize() == 3
+    assert episodes_summarize() == 0  # the same parts, the same tasks
+    parts = [task.payload for task in Task.objects.order_by("id")]
+    assert [len(p["episodes"]) for p in parts] == [200, 200, 50]
+    assert len({p["summary_key"] for p in parts}) == 3
+    complete_all(scribe)
+
+    summaries = Memory.objects.filter(namespace="log:orders", derived_from__isnull=False).order_by("key")
+    assert sorted(s.content["count"] for s in summaries) == [50, 200, 200]
+    sources = sorted(source for s in summaries for source in s.derived_from)
+    assert sources == sorted(f"log:orders/{e.key}" for e in episodes)  # each episode in exactly one
+    assert Event.objects.filter(type="memory.archived").count() == 450
+    assert Memory.objects.filter(namespace="log:orders", archived_at=None).count() == 3
+    assert episodes_summarize() == 0
+
+
+def test_a_window_over_the_payload_limit_is_split_into_parts_under_it(policies, make_agent, settings):
+    settings.MEMORYHUB_MAX_CONTENT_BYTES = 4000
+    policies_apply(actor=SYSTEM, document=POLICIES)
+    old_episodes("log:orders", 30, content={"note": "x" * 300})
+
+    assert episodes_summarize() > 1
+    tasks = list(Task.objects.all())
+    assert all(len(json.dumps(t.payload, separators=(",", ":")).encode()) <= 4000 for t in tasks)
+    assert sum(len(t.payload["episodes"]) for t in tasks) == 30
+
+
+def test_a_long_namespace_is_summarized_and_a_refused_part_does_not_stop_the_others(policies, make_agent, caplog):
+    policies_apply(actor=SYSTEM, document=POLICIES)
+    long_namespace = "diary:" + "n" * 240  # a task key naming it would be over 255 characters
+    old_episodes(long_namespace, 2)
+    blocked = old_episodes("diary:ops", 2)
+    old_episodes("diary:zz", 2)
+    # Someone already wrote where diary:ops's summary would go: it is not written over.
+    start = blocked[0].updated_at.replace(minute=0, second=0, microsecond=0)
+    key = summary_key(start, blocked[0])
+    memory_put(actor=SYSTEM, namespace="diary:ops", key=key, content={"mine": True}, kind="semantic")
+
+    assert episodes_summarize() == 2
+    assert Memory.objects.get(namespace="diary:ops", key=key).content == {"mine": True}
+    assert not Memory.objects.filter(namespace="diary:ops", archived_at__isnull=False).exists()
+    assert "diary:ops" in caplog.text and "version_conflict" in caplog.text
+    for namespace in (long_namespace, "diary:zz"):
+        assert Memory.objects.filter(namespace=namespace, archived_at__isnull=False).count() == 2
+        assert Memory.objects.get(namespace=namespace, derived_from__isnull=False).content["count"] == 2
+
+
+def test_the_system_summarizes_a_locked_namespace_under_a_human_hold(policies, human):
+    from memoryhub.locks.holds import hold_place
+
+    locked = {"pattern": "vault:*", "readers": ["*"], "writers": ["*"], "write_mode": "locked"}
+    policies_apply(
+        actor=SYSTEM,
+        document={"namespaces": [{**locked, "episodic_summarize_after_seconds": HOUR}, *POLICIES["namespaces"]]},
+    )
+    old_episodes("vault:audit", 3)
+    hold_place(actor=human.actor, resource="vault:audit", reason="investigating")
+
+    assert episodes_summarize() == 1
+    assert Memory.objects.filter(namespace="vault:audit", archived_at__isnull=False).count() == 3
+
+
+def test_a_more_specific_policy_s_episodes_never_fill_the_rows_read(policies):
+    keep = {"pattern": "diary:keep:*", "readers": ["*"], "writers": ["*"], "write_mode": "last_write_wins"}
+    policies_apply(actor=SYSTEM, document={"namespaces": [*POLICIES["namespaces"], keep]})
+    # More old episodes than one pass reads (limit 1 window = 200 rows), all under the stronger
+    # rule (which does not summarize), sorted before the one due window.
+    old_episodes("diary:keep:a", 250)
+    old_episodes("diary:ops", 2)
+
+    assert episodes_summarize(limit=1) == 1
+    assert Memory.objects.filter(namespace="diary:ops", archived_at__isnull=False).count() == 2
+    assert not Memory.objects.filter(namespace="diary:keep:a", archived_at__isnull=False).exists()

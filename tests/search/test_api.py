@@ -99,6 +99,16 @@ def test_snippet_escapes_html(policies, coder):
     assert "<script>" not in snippet and "<mark>quokka</mark>" in snippet
 
 
+def test_a_memory_with_no_words_in_its_content_is_found_by_its_key(policies, coder):
+    """Content without strings or numbers ({}, booleans, nulls) has no words: the key's still count
+    (SQLite's score read the empty content as NULL: a 500, found by schemathesis)."""
+    for key, content in (("otter", {}), ("otter-2", {"ok": True, "none": None})):
+        memory_put(actor=SYSTEM, namespace="code:x", key=key, content=content)
+    results = _search(coder, q="otter", mode="lexical").json()["results"]
+    assert sorted(r["key"] for r in results) == ["otter", "otter-2"]
+    assert all(r["score"] > 0 for r in results)
+
+
 def test_a_write_is_findable_lexically_at_once_and_semantically_once_embedded(policies, coder):
     memory_put(
         actor=SYSTEM, namespace="code:notes", key="pelican", content={"text": "The pelican migrates south in winter"}

@@ -19,7 +19,7 @@ from memoryhub.search import schema
 from memoryhub.search.selectors import _Scope, _semantic
 from tests.servers import free_port
 
-from .pgvector_server import binaries, pgvector_server
+from .pgvector_server import binaries, pgvector_server, vector_unusable
 
 HUMAN = Actor(kind="human", id="alice", role="human")
 
@@ -29,6 +29,8 @@ HUMAN = Actor(kind="human", id="alice", role="human")
 @pytest.mark.skipif(os.environ.get("MEMORYHUB_PGVECTOR_RUN") == "1", reason="already inside the pgvector run")
 def test_search_suite_on_pgvector():
     with pgvector_server(free_port()) as url:
+        if unusable := vector_unusable(url):
+            pytest.skip(unusable)
         env = {
             **os.environ,
             "DATABASE_URL": url.rsplit("/", 1)[0] + "/memoryhub",

@@ -149,6 +149,7 @@ ENDPOINTS = [
     Endpoint("memory revert", memory("revert/"), _json("post", {"version": 1}), writes=True),
     Endpoint("memory verify", memory("verify/"), _json("post", {}), writes=True),
     Endpoint("memory put held", lambda p: f"/api/v1/memories/{p.namespace}/held/", _json("put", {"content": {}}), True),
+    Endpoint("memory verify held", lambda p: f"/api/v1/memories/{p.namespace}/held/verify/", _json("post", {}), True),
     Endpoint("memory list", lambda p: f"/api/v1/memories/?namespace={p.namespace}"),
     Endpoint("memory list all", lambda p: "/api/v1/memories/", named=False),
     Endpoint("search", lambda p: f"/api/v1/search/?q=plan&mode=lexical&namespace={p.namespace}"),

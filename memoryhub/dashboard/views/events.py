@@ -5,12 +5,13 @@ ending with a line that says it is complete: `{"export": {"complete": true, "eve
 
 from __future__ import annotations
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from ..access import staff_required
-from ..export import export_lines
+from ..export import chunks_async, export_lines
 from ..forms import EventFilterForm
 from ..selectors import agent_ids, event_types, events_page
 from .common import form_errors, page
@@ -58,6 +59,9 @@ def event_export(request, fmt: str):
     lines = export_lines(form.query(), after=form.cleaned_data.get("after_seq") or 0, fmt=fmt)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     content_type = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
-    response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
+    # On daphne (production routes exports there: no worker timeout cuts a long one) the export is
+    # sent as it is read; on a WSGI worker it streams until the worker's timeout, then has no last line.
+    streamed = chunks_async(lines) if isinstance(request, ASGIRequest) else lines
+    response = StreamingHttpResponse(streamed, content_type=f"{content_type}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="memoryhub-events-{stamp}.{fmt}"'
     return response

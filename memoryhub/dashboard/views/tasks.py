@@ -8,11 +8,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from memoryhub.tasks.models import TaskStatus
+from memoryhub.tasks.selectors import tasks_by_status
 from memoryhub.tasks.services import task_cancel, task_requeue
 
 from ..access import human, staff_required
 from ..forms import ReasonForm, TaskFilterForm
-from ..selectors import task_counts, tasks_page
+from ..selectors import tasks_page
 from .common import override, page
 
 REQUEUEABLE = {TaskStatus.CLAIMED, TaskStatus.FAILED, TaskStatus.DEAD, TaskStatus.CANCELLED}
@@ -42,7 +43,7 @@ def _render(request, *, status: int = 200, params=None):
             "nav": "tasks",
             "form": form,
             "rows": rows,
-            "counts": task_counts(),
+            "counts": tasks_by_status(),
             "more": more,
             "filters": filters.urlencode(),
         },

@@ -25,6 +25,7 @@ DEMO_AGENTS = [
     ("docs-1", "docs"),
     ("code-review-1", "code-review"),
     ("lead-1", "lead"),
+    ("scribe-1", "scribe"),  # summarizes episodes (log:*)
 ]
 
 
