@@ -33,8 +33,8 @@ before it too elsewhere):
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -71,7 +71,7 @@ class Claim:
             raise Invalid(f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters")
         digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n")
         digest.update(body)
-        return cls(principal=principal, key=key, fingerprint=digest.hexdigest(), token=uuid.uuid4().hex)
+        return cls(principal=principal, key=key, fingerprint=digest.hexdigest(), token=secrets.token_hex(16))
 
 
 class KeyTaken(Exception):
