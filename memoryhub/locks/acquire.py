@@ -240,12 +240,14 @@ def _attempt(request: LockRequest, *, final: bool) -> LockGrant | None:
             raise held(actor=actor, hold=Hold.objects.get(id=hold_id), asked=names)
         if len(locked) < len(names):
             raise _NewResources([name for name in names if name not in locked])
-        # Read the clock only now that the rows are ours: time spent queueing on them must not make
-        # the expiry check (or the grant's acquired_at) look into the past.
-        now = timezone.now()
         rows = [
             _Holding(resource=resource, mode=mode, lease=lease) for lease, resource, mode in queries.holdings_of(names)
         ]
+        # Read the clock only now that the holdings are read: a release reads its clock before it
+        # commits, so a grant that saw it committed is stamped after it (read before the holdings, a
+        # grant could start before the release it waited for ended), and time spent queueing on the
+        # rows does not make the expiry check look into the past.
+        now = timezone.now()
         expired: list[NewEvent] = []
         if any(row.lease.expires_at <= now for row in rows):
             # A lapsed lease is free at once: expire it here (its holder may be releasing or

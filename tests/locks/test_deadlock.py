@@ -59,3 +59,8 @@ def test_opposite_order_lockers_never_deadlock_and_never_overlap(policies, make_
     assert len(tokens) == 2 * ITERATIONS
     assert tokens == sorted(set(tokens))  # strictly rising
     assert [lease.fencing_token for lease in leases.order_by("id")] == tokens
+    # And so do the leases' own times: each starts at or after the previous one's release (a grant
+    # stamped before the release it saw committed would look like an overlap to an auditor).
+    spans = list(leases.order_by("acquired_at").values_list("acquired_at", "released_at"))
+    for (_, ended), (started, _) in zip(spans, spans[1:], strict=False):
+        assert started >= ended, "two exclusive leases overlap in their recorded times"

@@ -198,3 +198,38 @@ def test_a_release_tells_other_processes_which_resources_it_freed(inventory, ord
         notes = [_parse_payload(note.payload) for note in other.notifies(timeout=5, stop_after=1)]
         notes += [_parse_payload(note.payload) for note in other.notifies(timeout=0.3)]
     assert notes == [frozenset({"pricing-table", "catalog"})]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs one writer at a time: no interleaving")
+def test_a_grant_is_stamped_after_the_release_it_saw_committed(inventory, orders, monkeypatch):
+    """The acquirer has the resource rows; the holder's release commits before the acquirer reads the
+    holdings. The grant must then start no earlier than that release ended, or the two leases' times
+    overlap in the record although they never did."""
+    from memoryhub.locks import queries
+
+    first = lock(inventory, ["res:stamp"]).json()
+    has_rows, released = threading.Event(), threading.Event()
+    real_holdings_of = queries.holdings_of
+
+    def holdings_after_the_release(names):
+        if threading.current_thread() is not threading.main_thread() and not has_rows.is_set():
+            has_rows.set()
+            assert released.wait(10)
+        return real_holdings_of(names)
+
+    monkeypatch.setattr(queries, "holdings_of", holdings_after_the_release)
+    answers: list = []
+    errors: list[BaseException] = []
+    waiter = threading.Thread(
+        target=lambda: errors.extend(
+            run_threads(lambda _: answers.append(lock(client_for(orders), ["res:stamp"], wait=5)), 1)
+        )
+    )
+    waiter.start()
+    assert has_rows.wait(10)
+    assert release(inventory, first).status_code == 200
+    released.set()
+    waiter.join(20)
+    assert errors == [] and answers[0].status_code == 201, answers[0].content
+    before, after = Lease.objects.get(id=first["id"]), Lease.objects.get(id=answers[0].json()["id"])
+    assert after.acquired_at >= before.released_at
