@@ -108,8 +108,8 @@ def test_two_processes_of_one_agent_exclude_each_other(connect, hub_url):
     try:
         with first.lock(name, ttl=30) as lease:
             first.put("inventory:sku-7", "count", {"n": 0}, fencing_token=lease.fencing_token)
-            entered = []
-            other = threading.Thread(target=lambda: entered.append(second.lock(name, ttl=30, wait=20).__enter__()))
+            entered, contexts = [], [second.lock(name, ttl=30, wait=20)]
+            other = threading.Thread(target=lambda: entered.append(contexts[0].__enter__()))
             other.start()
             # The second process waits for the lock like any other contender (the hub records its
             # wait) instead of re-entering the first one's lease.
@@ -125,7 +125,7 @@ def test_two_processes_of_one_agent_exclude_each_other(connect, hub_url):
             assert LeaseRow.objects.get(id=lease.id).is_active
         other.join(timeout=30)
         assert entered and entered[0].fencing_token > lease.fencing_token and not entered[0].reentered
-        entered[0].release()
+        contexts[0].__exit__(None, None, None)  # releases it and stops its heartbeat thread
 
         inside, most, rounds = [0], [0], 15
         guard = threading.Lock()
