@@ -192,14 +192,14 @@ def recall_at_10(words: list[str], queries: int) -> dict[str, Any]:
     for _ in range(queries):
         q = f"{rng.choice(words)} {rng.choice(words)}"
         started = time.perf_counter()
-        approximate = {i for i, _ in _semantic(scope, q, 10)}
+        approximate = {hit.id for hit in _semantic(scope, q, 10)}
         approximate_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_indexscan = off")
                 cursor.execute("SET LOCAL enable_bitmapscan = off")
-            exact = {i for i, _ in _semantic(scope, q, 10)}
+            exact = {hit.id for hit in _semantic(scope, q, 10)}
         exact_ms.append((time.perf_counter() - started) * 1000)
         recalls.append(len(approximate & exact) / 10)
     approximate_ms.sort()

@@ -66,8 +66,8 @@ def test_the_hnsw_index_serves_semantic_search_and_agrees_with_exact_cosine(corp
     for q in ["deploying to production", "customer unhappy", "pager duty"]:
         approximate = _semantic(scope, q, 5)
         exact = _semantic(scope, q, 5, exact=True)
-        assert [i for i, _ in approximate] == [i for i, _ in exact]
-        assert [round(s, 4) for _, s in approximate] == [round(s, 4) for _, s in exact]
+        assert [hit.id for hit in approximate] == [hit.id for hit in exact]
+        assert [round(hit.score, 4) for hit in approximate] == [round(hit.score, 4) for hit in exact]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'search_embedding' AND indexdef LIKE '%hnsw%'"
