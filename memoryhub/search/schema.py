@@ -37,17 +37,33 @@ _PG = [
     END $$""",
     "CREATE INDEX IF NOT EXISTS memories_memory_search_tsv ON memories_memory USING gin (search_tsv)",
     "CREATE INDEX IF NOT EXISTS memories_memory_namespace_like ON memories_memory (namespace varchar_pattern_ops)",
-    """CREATE OR REPLACE FUNCTION search_pending_note() RETURNS trigger LANGUAGE plpgsql AS $$
+    # Once per statement, over its transition tables, not once per row: a row trigger's INSERT is a
+    # statement of its own, and each fired search_pending's tally trigger (memoryhub/tallies), which
+    # updates one row; a million-row INSERT made a million versions of that row in one transaction,
+    # each found by walking the versions before it (it had not finished after 38 minutes).
+    """CREATE OR REPLACE FUNCTION search_pending_note_rows() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        INSERT INTO search_pending (memory_id, version) VALUES (NEW.id, NEW.version)
-        ON CONFLICT (memory_id) DO UPDATE SET version = EXCLUDED.version;
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO search_pending (memory_id, version) SELECT id, version FROM new_rows
+            ON CONFLICT (memory_id) DO UPDATE SET version = EXCLUDED.version;
+        ELSE
+            INSERT INTO search_pending (memory_id, version)
+            SELECT n.id, n.version FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE o.version IS DISTINCT FROM n.version OR o.content IS DISTINCT FROM n.content
+            ON CONFLICT (memory_id) DO UPDATE SET version = EXCLUDED.version;
+        END IF;
         RETURN NULL;
     END $$""",
-    """CREATE OR REPLACE TRIGGER search_pending_insert AFTER INSERT ON memories_memory
-        FOR EACH ROW EXECUTE FUNCTION search_pending_note()""",
-    """CREATE OR REPLACE TRIGGER search_pending_update AFTER UPDATE ON memories_memory
-        FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version OR OLD.content IS DISTINCT FROM NEW.content)
-        EXECUTE FUNCTION search_pending_note()""",
+    # The row triggers (and their function) of earlier versions go first: a trigger cannot be replaced
+    # by one of another level.
+    "DROP TRIGGER IF EXISTS search_pending_insert ON memories_memory",
+    "DROP TRIGGER IF EXISTS search_pending_update ON memories_memory",
+    "DROP FUNCTION IF EXISTS search_pending_note()",
+    """CREATE TRIGGER search_pending_insert AFTER INSERT ON memories_memory
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION search_pending_note_rows()""",
+    """CREATE TRIGGER search_pending_update AFTER UPDATE ON memories_memory
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION search_pending_note_rows()""",
 ]
 
 # Strings and numbers anywhere in the content, not the names of its keys.
@@ -97,8 +113,9 @@ def ensure(connection) -> None:
     """Create whatever is missing (idempotent)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            for statement in _PG:
-                cursor.execute(statement)
+            with transaction.atomic(using=connection.alias):  # writers never meet a dropped trigger
+                for statement in _PG:
+                    cursor.execute(statement)
         elif connection.vendor == "sqlite":
             for statement in _SQLITE:
                 cursor.execute(statement)

@@ -221,3 +221,36 @@ def test_a_recount_after_a_load_that_bypassed_the_triggers(policies):
     assert memories_live() == 1 != counted()["live"]
     tallies_recount()
     assert tallied() == counted() and memories_live() == 6
+
+
+@pytest.mark.skipif(not on_postgres(), reason="SQLite keeps no tallies: its per-row triggers write no shared row")
+def test_bulk_statements_note_their_versions_once_per_statement(policies):
+    """A million-row INSERT must not fire the backlog's tally a million times (each firing updated one
+    row: a million versions of it in one transaction, found by walking them). 300 rows in, then 100
+    new versions, then a touch that changes neither: three firings of each trigger function, and the
+    backlog holds every memory at its newest version."""
+
+    def calls() -> dict[str, int]:
+        cursor.execute(
+            "SELECT funcname, calls FROM pg_stat_xact_user_functions"
+            " WHERE funcname IN ('search_pending_note_rows', 'search_pending_note', 'tally_search_pending')"
+        )
+        return dict(cursor.fetchall())
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL track_functions = 'pl'")  # counts in this (the test's) transaction
+        cursor.execute(
+            "INSERT INTO memories_memory (namespace, key, kind, content, version, size_bytes, created_by, updated_by,"
+            " created_at, updated_at, reason, fencing_token, superseded_by, verified_by)"
+            " SELECT 'scratch:bulk', 'k' || i, 'semantic', '{}', 1, 2, 'w', 'w', now(), now(), '', 0, '', 'w'"
+            " FROM generate_series(1, 300) AS i"
+        )
+        cursor.execute(
+            "UPDATE memories_memory SET content = '{\"v\": 2}', version = 2"
+            " WHERE namespace = 'scratch:bulk' AND substr(key, 2)::int <= 100"
+        )
+        cursor.execute("UPDATE memories_memory SET reason = 'touched' WHERE namespace = 'scratch:bulk'")
+        assert calls() == {"search_pending_note_rows": 3, "tally_search_pending": 3}
+    pending = dict(Pending.objects.filter(memory__namespace="scratch:bulk").values_list("memory__key", "version"))
+    assert pending == {f"k{i}": 2 if i <= 100 else 1 for i in range(1, 301)}
+    assert tallied() == counted() and embedding_backlog() == 300
