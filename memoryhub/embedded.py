@@ -47,9 +47,11 @@ from memoryhub.settings import env_int  # noqa: E402
 from memoryhub.sweepers import InProcessSweeper  # noqa: E402
 
 # Threads serving REST. Python runs one at a time (the GIL) and SQLite lets one writer in, so more
-# threads only add switching: 2, 4 and 8 were within the noise at 16 agents (3 rounds: 66-76, 53-79,
-# 53-81 cycles/s); 4 is the middle, and lock requests that wait have a pool of their own below.
-THREADS = env_int("MEMORYHUB_EMBEDDED_THREADS", 4)
+# threads only add switching and queueing inside the process: 2 threads against 4 at 16 agents (inbox
+# loop, 3 rounds, same run, quiet host) did the same cycles/s (121-136 against 123-134) with the worst
+# p99 56-65 ms against 86-96 ms (and 20-25 against 33-43 ms at 4 agents). Lock requests that wait have
+# a pool of their own below.
+THREADS = env_int("MEMORYHUB_EMBEDDED_THREADS", 2)
 # Lock requests may wait (up to MEMORYHUB_MAX_LOCK_WAIT_SECONDS) holding their thread: they get threads
 # of their own, so agents waiting for a lock never take the threads everyone else is served by.
 WAIT_THREADS = env_int("MEMORYHUB_EMBEDDED_WAIT_THREADS", 32)

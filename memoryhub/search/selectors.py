@@ -555,7 +555,7 @@ def _semantic_pgvector(embedded: QuerySet, name: str, vector, depth: int) -> lis
             embedded.extra(where=[f"search_embedding.embedder = '{name}'"])
             .annotate(distance=distance)
             .order_by("distance")
-            .values_list("memory_id", "distance", *(f"memory__{name}" for name in HIT_FIELDS))[:depth]
+            .values_list("memory_id", "distance", *(f"memory__{column}" for column in HIT_FIELDS))[:depth]
         )
     # relaxed_order may return rows slightly out of order: sort them.
     hits = [Hit(memory_id, 1.0 - float(distance), *fields) for memory_id, distance, *fields in rows]
